@@ -1,0 +1,3 @@
+from selbench.cli.main import main
+
+main()

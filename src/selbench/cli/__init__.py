@@ -1,0 +1,1 @@
+"""The `selbench` command line: thin typer commands over the stage packages."""

@@ -1,0 +1,98 @@
+"""Shared command-line plumbing: one-line errors with exit codes, `--json` output, progress.
+
+Contract (DESIGN.md): exit 0 on success, 2 on bad input/usage with one `error: ...` line on stderr naming
+file, record and field (no traceback unless `--debug`), 1 on an internal failure; `--json` prints exactly
+one JSON object on stdout as the last line.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+
+from selbench.errors import SelbenchError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEBUG_ENV = "SELBENCH_DEBUG"
+
+JsonOption = typer.Option(False, "--json", help="Print one JSON object on stdout as the last line.")
+
+
+def debug_enabled() -> bool:
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print `error: message` on stderr and exit with `code`."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Turn selbench's errors into one line + exit code; unexpected ones into exit 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            typer.echo("error: interrupted; finished work is kept, re-run to resume", err=True)
+            raise typer.Exit(130) from None
+        except SelbenchError as exc:
+            if debug_enabled():
+                traceback.print_exc()
+            msg = exc.one_line() if hasattr(exc, "one_line") else str(exc)
+            fail(msg, exc.exit_code)
+        except (KeyError, ValueError, FileNotFoundError) as exc:
+            # Usage-level problems raised by registries and validation (unknown names, bad values).
+            if debug_enabled():
+                traceback.print_exc()
+            text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            fail(str(text), 2)
+        except Exception as exc:  # noqa: BLE001 - the CLI boundary: report, do not crash with a traceback
+            if debug_enabled():
+                traceback.print_exc()
+            fail(f"internal: {type(exc).__name__}: {exc} (re-run with --debug for the traceback)", 1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def emit(result: dict[str, Any], as_json: bool, human: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """Print a command's result: human text on stderr-free stdout, or one JSON line last."""
+    if as_json:
+        sys.stdout.write(json.dumps(result, sort_keys=True, default=str) + "\n")
+        sys.stdout.flush()
+        return
+    if human is not None:
+        human(result)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None)
+    for key, value in result.items():
+        if isinstance(value, float):
+            value = f"{value:.6g}"
+        elif isinstance(value, (dict, list)):
+            value = json.dumps(value, default=str)
+        table.add_row(f"[bold]{key}[/bold]", str(value))
+    Console().print(table)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    level = logging.DEBUG if verbose or debug_enabled() else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # Third-party libraries are chatty at INFO; keep ours.
+    for name in ("httpx", "urllib3", "filelock", "datasets", "transformers", "torch", "accelerate"):
+        logging.getLogger(name).setLevel(logging.WARNING)

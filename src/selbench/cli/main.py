@@ -1,0 +1,83 @@
+"""`selbench` entry point. Sub-commands live in one module each and are mounted here."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import typer
+
+from selbench.cli.common import DEBUG_ENV, setup_logging
+
+app = typer.Typer(
+    name="selbench",
+    help=(
+        "Does an instruction-selection strategy beat random sampling on your data, at your budget, "
+        "judged by your benchmarks -- and is it worth its cost?\n\n"
+        "Examples:\n\n"
+        "  selbench demo --json\n\n"
+        "  selbench data prepare --source sharegpt --input sharegpt --out runs/sharegpt\n\n"
+        "  selbench select longest --data runs/sharegpt --budget 1000 --out longest.json --json"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+) -> None:
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
+    setup_logging(verbose)
+
+
+# (module, attribute, name): sub-apps (typer.Typer) are mounted as groups, functions as commands.
+_SUBCOMMANDS = [
+    ("selbench.cli.data_cmd", "app", "data"),
+    ("selbench.cli.assets_cmd", "app", "assets"),
+    ("selbench.cli.cache_cmd", "app", "cache"),
+    ("selbench.cli.score_cmd", "app", "score"),
+    ("selbench.cli.select_cmd", "app", "select"),
+    ("selbench.cli.train_cmd", "train", "train"),
+    ("selbench.cli.eval_cmd", "app", "eval"),
+    ("selbench.cli.serve_cmd", "serve", "serve"),
+    ("selbench.cli.cost_cmd", "cost", "cost"),
+    ("selbench.cli.run_cmd", "run", "run"),
+    ("selbench.cli.report_cmd", "report", "report"),
+    ("selbench.cli.demo_cmd", "demo", "demo"),
+]
+
+
+def _mount() -> None:
+    for module_name, attr, name in _SUBCOMMANDS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:  # not written yet
+                continue
+            raise
+        obj = getattr(module, attr)
+        if isinstance(obj, typer.Typer):
+            app.add_typer(obj, name=name)
+        else:
+            app.command(name=name)(obj)
+
+
+_mount()
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""The canonical example (DESIGN.md "Canonical example") and its Parquet round trip.
+
+Every source is converted into this one schema so that scoring, selection and training never care where
+an example came from. Ids are content hashes of the normalized example, so the same example gets the same
+id on every machine and in every run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import unicodedata
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from selbench.hashing import sha256_json
+
+COLUMNS = ("id", "source", "instruction", "input", "output", "messages", "task", "meta")
+
+
+def _normalize(text: str) -> str:
+    """NFC, unified newlines, stripped ends: whitespace noise must not change an id."""
+    return unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n")).strip()
+
+
+def example_id(instruction: str, input: str, output: str, messages: Sequence[dict[str, str]] = ()) -> str:
+    """Stable id: first 16 hex of sha256 over the normalized content (not the source or the task).
+
+    >>> example_id("Say hi", "", "hi") == example_id("Say hi ", "", "hi\\r\\n")
+    True
+    """
+    payload: dict[str, Any] = {"instruction": _normalize(instruction), "input": _normalize(input), "output": _normalize(output)}
+    if messages:
+        payload["messages"] = [[m["role"], _normalize(m["content"])] for m in messages]
+    return sha256_json(payload)[:16]
+
+
+@dataclass
+class Example:
+    """One instruction-response example.
+
+    Args:
+        instruction / input / output: the Alpaca-style fields (`input` may be empty).
+        messages: the whole conversation as {role, content} turns; for single-turn sources it is the
+            user/assistant pair built from the fields above.
+        source: loader name ("alpaca", "dolly", ...).
+        task: FLAN task or Dolly category; may be empty.
+        meta: anything else worth keeping, stored as a JSON string.
+        id: content hash (computed when empty).
+    """
+
+    instruction: str
+    output: str
+    input: str = ""
+    source: str = ""
+    messages: list[dict[str, str]] = field(default_factory=list)
+    task: str = ""
+    meta: str = "{}"
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.messages:
+            user = self.instruction if not self.input else f"{self.instruction}\n\n{self.input}"
+            self.messages = [{"role": "user", "content": user}, {"role": "assistant", "content": self.output}]
+        if not self.id:
+            multi_turn = self.messages if len(self.messages) > 2 else ()
+            self.id = example_id(self.instruction, self.input, self.output, multi_turn)
+
+    def to_row(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Example:
+        messages = row.get("messages") or []
+        return cls(
+            id=row["id"],
+            source=row.get("source") or "",
+            instruction=row["instruction"],
+            input=row.get("input") or "",
+            output=row["output"],
+            messages=[{"role": m["role"], "content": m["content"]} for m in messages],
+            task=row.get("task") or "",
+            meta=row.get("meta") or "{}",
+        )
+
+
+def arrow_schema():
+    import pyarrow as pa
+
+    message = pa.struct([("role", pa.string()), ("content", pa.string())])
+    return pa.schema(
+        [
+            ("id", pa.string()),
+            ("source", pa.string()),
+            ("instruction", pa.string()),
+            ("input", pa.string()),
+            ("output", pa.string()),
+            ("messages", pa.list_(message)),
+            ("task", pa.string()),
+            ("meta", pa.string()),
+        ]
+    )
+
+
+def write_examples(examples: Iterable[Example], path: str | Path) -> None:
+    """Write examples to Parquet atomically (temporary file in the same folder, then rename)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [e.to_row() for e in examples]
+    table = pa.Table.from_pylist(rows, schema=arrow_schema())
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_examples(path: str | Path) -> list[Example]:
+    """Read a prepared dataset: a `data.parquet` file or the folder holding it."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "data.parquet"
+    if not path.is_file():
+        from selbench.errors import InputError
+
+        raise InputError("no prepared dataset here (run `selbench data prepare` first)", path=path)
+    return [Example.from_row(r) for r in pq.read_table(path).to_pylist()]
+
+
+def dataset_sha256(path: str | Path) -> str:
+    """The dataset's content hash, as recorded in its manifest (falls back to hashing the Parquet file)."""
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    manifest = folder / "manifest.json"
+    if manifest.is_file():
+        return json.loads(manifest.read_text(encoding="utf-8"))["sha256"]
+    from selbench.hashing import sha256_file
+
+    return sha256_file(folder / "data.parquet")

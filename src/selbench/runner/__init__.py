@@ -1,0 +1,1 @@
+"""Step graph, the content-addressed step store, and executors (local, Ray)."""

@@ -1,0 +1,69 @@
+"""Shared fixtures: an isolated cache per test, a tiny random-init model, the shared reference data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("SELBENCH_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+# Keep tests off the network and quiet, whatever the developer's shell says.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch) -> Path:
+    """Every test gets its own empty $SELBENCH_CACHE, except the model-conversion cache (see below)."""
+    root = tmp_path_factory.mktemp("selbench-cache")
+    monkeypatch.setenv("SELBENCH_CACHE", str(root))
+    # Converting the packaged GGUF takes ~20 s; share the converted models across the whole session.
+    monkeypatch.setenv("SELBENCH_MODEL_CACHE", str(_session_model_cache()))
+    return root
+
+
+_MODEL_CACHE: Path | None = None
+
+
+def _session_model_cache() -> Path:
+    global _MODEL_CACHE
+    if _MODEL_CACHE is None:
+        default = Path(os.environ.get("SELBENCH_TEST_MODEL_CACHE", REPO / ".cache" / "test-models"))
+        default.mkdir(parents=True, exist_ok=True)
+        _MODEL_CACHE = default
+    return _MODEL_CACHE
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A saved tiny random-init Llama with a GPT-2 BPE tokenizer and a ChatML template."""
+    from selbench.assets.tiny import build_tiny_model
+
+    out = tmp_path_factory.mktemp("tiny-model")
+    build_tiny_model(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir):
+    """(model, tokenizer) loaded from `tiny_model_dir`, in eval mode."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    return model, tok
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """`../shared/data`, or skip when this checkout has none beside it."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared reference data not found at {SHARED_DATA}")
+    return SHARED_DATA
