@@ -1,0 +1,1 @@
+"""Generation backends (HF transformers, vLLM) and the cached generator."""
