@@ -10,26 +10,35 @@ charged for the whole node it holds, so selection cost does not shrink with the 
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from selbench.cost.prices import PriceSheet
 
 
 def detect_device() -> tuple[str, int]:
-    """(device kind, device count): ("cuda", n) when torch sees GPUs, else ("cpu", 1).
+    """(device kind, device count): ("cuda", n) on a machine with NVIDIA GPUs, else ("cpu", 1).
 
-    Does not import torch when it is not already imported and not installed cheaply: torch is
-    imported only if present, since every model step imports it anyway.
+    Uses torch only when the step already imported it (model steps do); pure steps such as selection
+    must not pay torch's ~1.5 s import just to be priced, so they read the driver's GPU list instead.
     """
-    try:
-        import torch
-
+    torch = sys.modules.get("torch")
+    if torch is not None:
         if torch.cuda.is_available():
             return "cuda", torch.cuda.device_count()
-    except ImportError:
-        pass
+        return "cpu", 1
+    gpus = Path("/proc/driver/nvidia/gpus")
+    if gpus.is_dir():
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        count = len(list(gpus.iterdir()))
+        if visible is not None:
+            count = min(count, len([d for d in visible.split(",") if d.strip()]))
+        if count > 0:
+            return "cuda", count
     return "cpu", 1
 
 

@@ -1,0 +1,1 @@
+"""Analysis: tables and statistics computed from cached results (pure functions, no I/O)."""

@@ -1,0 +1,121 @@
+"""Response length, the score behind the "longest" strategy.
+
+Zhao et al. (2024), "Long Is More for Alignment" (https://arxiv.org/abs/2402.04833), select the examples
+with the longest responses; Diddee & Ippolito rank by the response's length in characters, which is the
+default here. `unit="tokens"` counts tokens of a given tokenizer instead (no special tokens added).
+
+The response is the `output` field. For multi-turn (ShareGPT-like) examples that is the first assistant
+turn, as the loaders fill `output` from it; later turns are not counted. Characters are Unicode code points
+of the stored (NFC-normalized) text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from selbench.cost import CostMeter
+from selbench.errors import InputError
+from selbench.hashing import sha256_text
+
+log = logging.getLogger(__name__)
+
+UNITS = ("chars", "tokens")
+_BATCH = 4096
+
+
+def load_tokenizer(spec: str) -> Any:
+    """A tokenizer from a local folder, or the tokenizer of a packaged/hub model spec."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(path)
+    try:
+        from selbench.assets import load_model
+    except ImportError as exc:
+        raise InputError(f"cannot resolve tokenizer {spec!r}: not a folder, and model assets are unavailable",
+                         field="tokenizer") from exc
+    return load_model(spec)[1]
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """sha256 of the tokenizer's full serialized definition (vocab, merges, normalizer, added tokens)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        return sha256_text(backend.to_str())
+    vocab = sorted(tokenizer.get_vocab().items())
+    return sha256_text(repr(vocab))
+
+
+@dataclass(frozen=True)
+class LengthScorer:
+    """Per-example response length.
+
+    Args:
+        unit: "chars" (the study's default) or "tokens".
+        tokenizer: tokenizer folder or model spec; required for (and only used with) unit="tokens".
+            `model` is accepted as an alias, as in `selbench score length --model M`.
+    """
+
+    unit: str = "chars"
+    tokenizer: str | None = None
+    model: str | None = None
+
+    name = "length"
+    VERSION = 1
+    columns = ("output",)
+
+    def __post_init__(self) -> None:
+        if self.unit not in UNITS:
+            raise InputError(f"got {self.unit!r}, allowed: {', '.join(UNITS)}", field="unit")
+        if self.unit == "tokens" and not self.tokenizer_spec:
+            raise InputError("unit 'tokens' needs a tokenizer (--tokenizer or --model)", field="tokenizer")
+        if self.tokenizer and self.model and self.tokenizer != self.model:
+            raise InputError(f"give either tokenizer or model, not both ({self.tokenizer!r} vs {self.model!r})",
+                             field="tokenizer")
+
+    @property
+    def tokenizer_spec(self) -> str | None:
+        return self.tokenizer or self.model
+
+    @cached_property
+    def _tokenizer(self) -> Any:
+        assert self.tokenizer_spec, "tokenizer needed only for unit='tokens'"
+        return load_tokenizer(self.tokenizer_spec)
+
+    def fingerprint(self) -> dict[str, Any]:
+        if self.unit == "chars":
+            return {"unit": "chars"}
+        # The tokenizer's content, not its name, keys the cache: two folders holding the same tokenizer
+        # share scores, and a changed vocab never reuses stale ones.
+        return {"unit": "tokens", "tokenizer_sha256": tokenizer_fingerprint(self._tokenizer)}
+
+    def score(self, rows: Mapping[str, list[Any]], meter: CostMeter) -> dict[str, np.ndarray]:
+        outputs = rows["output"]
+        if self.unit == "chars":
+            return {"length": response_chars(outputs)}
+        from tqdm.auto import tqdm
+
+        lengths = np.zeros(len(outputs), dtype=np.int64)
+        for start in tqdm(range(0, len(outputs), _BATCH), desc="length (tokens)", unit="batch", disable=None):
+            batch = outputs[start : start + _BATCH]
+            ids = self._tokenizer(batch, add_special_tokens=False)["input_ids"]
+            lengths[start : start + len(batch)] = [len(x) for x in ids]
+        meter.add_tokens(int(lengths.sum()))
+        return {"length": lengths}
+
+
+def response_chars(outputs: list[str]) -> np.ndarray:
+    """Length in characters (code points) of each response.
+
+    >>> response_chars(["ab", "", "héllo"]).tolist()
+    [2, 0, 5]
+    """
+    return np.fromiter((len(text or "") for text in outputs), dtype=np.int64, count=len(outputs))

@@ -1,0 +1,31 @@
+"""A prepared synthetic pool (data.parquet + manifest.json) with known response lengths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from selbench.data.schema import Example, rows_sha256, write_examples
+
+
+def write_pool(folder: Path, n: int, seed: int = 0) -> Path:
+    """n examples whose response lengths are random in [0, 400); returns the folder."""
+    lengths = np.random.default_rng(seed).integers(0, 400, n)
+    examples = [Example(instruction=f"task {seed}-{i}", output="y" * int(k)) for i, k in enumerate(lengths)]
+    write_examples(examples, folder / "data.parquet")
+    (folder / "manifest.json").write_text(json.dumps({"sha256": rows_sha256(examples), "n": n}))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pool_3k(tmp_path_factory) -> Path:
+    return write_pool(tmp_path_factory.mktemp("pool3k"), 3000)
+
+
+@pytest.fixture
+def make_pool():
+    """`make_pool(folder, n, seed)` -> a prepared pool folder."""
+    return write_pool
