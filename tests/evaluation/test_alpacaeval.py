@@ -1,0 +1,276 @@
+"""AlpacaEval: the weighted annotator's prompt, order switch and parser (checked against alpaca_eval itself),
+the packaged data, and generate -> judge -> win rate / head-to-head end to end on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+from selbench.evaluation import alpacaeval
+from selbench.evaluation.judge import JudgeClient, JudgeConfig, JudgeParseError
+from selbench.generation.server import BackgroundServer, create_app
+
+
+def _lp(**probs: float) -> list[dict]:
+    return [{"token": t.replace("_", " "), "logprob": math.log(p)} for t, p in probs.items()]
+
+
+@pytest.mark.parametrize(
+    ("top", "expected"),
+    [
+        (_lp(M=0.9), 2.0),  # "m" absent: probability 0
+        (_lp(m=0.9, Both=0.05), 1.0),
+        (_lp(m=0.3, M=0.3, The=0.2), 1.5),
+        (_lp(M=0.6, m=0.2, _M=0.1), 1.75),  # " M" (with a space) is another token, ignored
+    ],
+)
+def test_weighted_preference_from_top_logprobs(top, expected):
+    response = {
+        "choices": [
+            {
+                "logprobs": {
+                    "content": [{"token": top[0]["token"], "logprob": top[0]["logprob"], "top_logprobs": top}]
+                }
+            }
+        ]
+    }
+    assert alpacaeval.parse_weighted_preference(response) == pytest.approx(expected)
+
+
+def test_weighted_preference_unparseable():
+    with pytest.raises(JudgeParseError):
+        alpacaeval.preference_from_top_logprobs(_lp(Both=0.5, _m=0.2))
+    with pytest.raises(JudgeParseError):
+        alpacaeval.parse_weighted_preference({"choices": [{"message": {"content": "m"}, "logprobs": None}]})
+
+
+def test_judge_prompt_and_order_switch_match_alpaca_eval():
+    import pandas as pd
+    from alpaca_eval.processors import RandomSwitchTwoColumnsProcessor
+    from alpaca_eval.utils import make_prompts, prompt_to_chatml
+
+    rows = pd.DataFrame(
+        [
+            dict(
+                instruction=f"Write {i} words about {{output_1}} braces.",
+                output_1=f"ref {i}",
+                output_2=f"model {i}",
+            )
+            for i in range(12)
+        ]
+    )
+    template = alpacaeval.judge_template()
+    prompts, _ = make_prompts(rows, template)
+    for prompt, (_, row) in zip(prompts, rows.iterrows(), strict=True):
+        assert alpacaeval.judge_messages(
+            template, row.instruction, row.output_1, row.output_2
+        ) == prompt_to_chatml(prompt)
+    processor = RandomSwitchTwoColumnsProcessor(
+        two_columns_to_switch=["output_1", "output_2"],
+        random_seed_columns=["instruction"],
+        _switch_column="is_switched_outputs",
+        seed=alpacaeval.ANNOTATOR_SEED,
+    )
+    expected = processor.preprocess(rows)["is_switched_outputs"].tolist()
+    assert [alpacaeval.is_switched(x) for x in rows.instruction] == expected
+    assert 0 < sum(expected) < len(expected)
+
+
+def test_reference_data_and_study_subset(shared_data):
+    rows = alpacaeval.load_reference()
+    assert len(rows) == 805 and rows[804]["index"] == 804
+    official = json.loads(
+        (shared_data / "alpaca_eval" / "model_outputs" / "gpt4_1106_preview.json").read_text()
+    )
+    assert [r["instruction"] for r in rows] == [r["instruction"] for r in official]
+    assert [r["output"] for r in rows] == [r["output"] for r in official]
+    subset = alpacaeval.load_reference("study300")
+    indices = [r["index"] for r in subset]
+    assert len(set(indices)) == 300 and indices == sorted(indices)
+    assert [r["index"] for r in alpacaeval.load_reference("study300", limit=5)] == indices[:5]
+    with pytest.raises(ValueError, match="subset"):
+        alpacaeval.load_reference("study301")
+
+
+@pytest.fixture(scope="module")
+def judge_server(tmp_path_factory):
+    """A tiny judge whose next-token logits put "m" or "M" (and only one of them) in the top 5.
+
+    All output rows are zero except "m" (+50 x h0) and "M" (-50 x h0), where h0 is the first coordinate of
+    the normalised last hidden state, so the verdict is a real function of the prompt.
+    """
+    import torch
+
+    from selbench.assets.tiny import build_tiny_model
+
+    model, tok = build_tiny_model(seed=3)
+    with torch.no_grad():
+        model.lm_head.weight = torch.nn.Parameter(torch.zeros_like(model.lm_head.weight))
+        model.model.norm.weight.zero_()
+        model.model.norm.weight[0] = 1.0
+        model.lm_head.weight[tok.convert_tokens_to_ids("m"), 0] = 50.0
+        model.lm_head.weight[tok.convert_tokens_to_ids("M"), 0] = -50.0
+    app = create_app(model.eval(), tok, "tiny-judge")
+    with BackgroundServer(app) as server:
+        yield app, server
+
+
+@pytest.fixture(scope="module")
+def second_tiny_model_dir(tmp_path_factory):
+    from selbench.assets.tiny import build_tiny_model
+
+    out = tmp_path_factory.mktemp("tiny-model-b")
+    build_tiny_model(out, seed=1)
+    return out
+
+
+def test_annotate_pairs_maps_switched_verdicts_back(judge_server):
+    _, server = judge_server
+    client = JudgeClient(JudgeConfig(model="tiny-judge", base_url=server.base_url))
+    instructions = [f"Say something about topic {i}." for i in range(6)]
+    a = [f"answer a{i}" for i in range(6)]
+    b = [f"a much longer answer b{i} with more words" for i in range(6)]
+    prefs = alpacaeval.annotate_pairs(client, instructions, a, b)
+    assert all(p is not None and 1.0 <= p <= 2.0 for p in prefs)
+    # Same pairs, outputs given the other way round and no random switch: what the judge saw for the
+    # switched rows is exactly what it sees now, so those verdicts agree (mapped back with 3 - x).
+    flipped = alpacaeval.annotate_pairs(client, instructions, b, a, randomize_order=False)
+    for x, p, q in zip(instructions, prefs, flipped, strict=True):
+        if alpacaeval.is_switched(x):
+            assert p == pytest.approx(3 - q)
+
+
+def test_head_to_head_between_tiny_models_end_to_end(
+    judge_server, tiny_model_dir, second_tiny_model_dir, tmp_path
+):
+    from selbench.cli.main import app
+
+    app_state, server = judge_server
+    outputs = tmp_path / "random_s2.json"
+    rows = alpacaeval.load_reference(limit=3)
+    outputs.write_text(
+        json.dumps(
+            [{"instruction": r["instruction"], "output": "Short.", "generator": "random_s2"} for r in rows]
+        )
+    )
+    args = [
+        "eval",
+        "head-to-head",
+        "--model",
+        str(tiny_model_dir),
+        "--random",
+        str(second_tiny_model_dir),
+        "--random",
+        str(outputs),
+        "--judge",
+        "tiny-judge",
+        "--judge-base-url",
+        server.base_url,
+        "--limit",
+        "3",
+        "--max-new-tokens",
+        "4",
+        "--json",
+    ]
+    before = app_state.state.counts["chat"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["n"] + out["unparsed"] == 3 and out["n"] >= 1
+    assert 0.0 <= out["win_rate"] <= 100.0
+    assert out["mean_adjusted_win_rate"] == pytest.approx(out["win_rate"] - 50)
+    assert set(out["per_seed"]) == {str(second_tiny_model_dir), "random_s2"}
+    assert sum(s["n"] for s in out["per_seed"].values()) == out["n"]
+    assert app_state.state.counts["chat"] == before + 6  # both orders per instruction
+    assert out["judge"]["requests"] == 6
+    # A rerun is free: every verdict comes from the cache.
+    again = json.loads(CliRunner().invoke(app, args).stdout.strip().splitlines()[-1])
+    assert again["win_rate"] == out["win_rate"] and app_state.state.counts["chat"] == before + 6
+    # Every random model on every instruction: 2 models x 3 instructions x 2 orders on top of the 6 pairs
+    # already judged (all cached; identical pairs, e.g. two empty outputs, are cached too).
+    full = json.loads(CliRunner().invoke(app, [*args, "--full-per-seed"]).stdout.strip().splitlines()[-1])
+    assert set(full["per_seed_full"]) == set(out["per_seed"])
+    assert full["judge"]["requests"] == 6 + 12
+    assert app_state.state.counts["chat"] == before + 6 + full["judge"]["http_requests"]
+    assert full["judge"]["http_requests"] <= 6
+    for name, stats in out["per_seed"].items():
+        if stats["n"] == 3:  # this model was every instruction's opponent: same pairs, same verdicts
+            assert full["per_seed_full"][name]["win_rate"] == pytest.approx(stats["win_rate"])
+
+
+def test_alpacaeval_command_writes_annotations(judge_server, tiny_model_dir, tmp_path):
+    from selbench.cli.main import app
+
+    _, server = judge_server
+    ann = tmp_path / "annotations.json"
+    args = [
+        "eval",
+        "alpacaeval",
+        "--model",
+        str(tiny_model_dir),
+        "--baseline",
+        "gpt4_1106_preview",
+        "--judge",
+        "tiny-judge",
+        "--judge-base-url",
+        server.base_url,
+        "--limit",
+        "3",
+        "--max-new-tokens",
+        "4",
+        "--annotations-out",
+        str(ann),
+        "--json",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["n"] + out["unparsed"] == 3 and out["lc_win_rate"] is None  # too few instructions for the GLM
+    records = json.loads(ann.read_text())
+    assert [r["generator_1"] for r in records] == ["gpt4_1106_preview"] * 3
+    assert all(set(r) >= {"instruction", "output_1", "output_2", "preference"} for r in records)
+    # what lc-winrate reads back gives the same win rate
+    prefs = [r["preference"] for r in records if r["preference"] is not None]
+    assert out["win_rate"] == pytest.approx((sum(prefs) / len(prefs) - 1) * 100)
+
+
+@pytest.mark.slow
+def test_head_to_head_judged_by_smollm2_served_locally(tmp_path):
+    from selbench.assets import load_model
+    from selbench.cli.main import app
+
+    model, tok = load_model("smollm2-135m-instruct")
+    rows = alpacaeval.load_reference(limit=2)
+    for name, text in (("r0", "I don't know."), ("r1", "Sure.")):
+        (tmp_path / f"{name}.json").write_text(
+            json.dumps([{"instruction": r["instruction"], "output": text, "generator": name} for r in rows])
+        )
+    with BackgroundServer(create_app(model, tok, "smollm2")) as server:
+        result = CliRunner().invoke(
+            app,
+            [
+                "eval",
+                "head-to-head",
+                "--model",
+                "smollm2-135m-instruct",
+                "--random",
+                str(tmp_path / "r0.json"),
+                "--random",
+                str(tmp_path / "r1.json"),
+                "--judge",
+                "smollm2",
+                "--judge-base-url",
+                server.base_url,
+                "--limit",
+                "2",
+                "--max-new-tokens",
+                "16",
+                "--json",
+            ],
+        )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["n"] + out["unparsed"] == 2

@@ -1,0 +1,167 @@
+"""AlpacaEval 2 win rate / LC win rate against the official leaderboard, plus the pure pieces."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from selbench.evaluation import lc_winrate
+
+# Official AlpacaEval 2 numbers (win_rate, length_controlled_winrate, n_wins, n_wins_base, n_draws), from
+# tatsu-lab/alpaca_eval src/alpaca_eval/leaderboards/data_AlpacaEval_2/weighted_alpaca_eval_gpt4_turbo_leaderboard.csv
+# (the copy shipped in the alpaca_eval 0.6.6 wheel).
+LEADERBOARD = {
+    "FuseChat-Qwen-2.5-7B-Instruct": (64.64069997299381, 63.58298649463735, 531, 273, 1),
+    "NullModel": (76.91979180386511, 86.45780691307947, 676, 129, 0),
+    "alpaca-7b": (2.591450540223603, 5.875487163278986, 17, 785, 3),
+    "claude-2": (17.188240356708075, 28.155196141629148, 131, 673, 1),
+    "falcon-7b-instruct": (2.146617553167702, 4.036937566812824, 16, 787, 2),
+    "gemma-7b-it": (6.937294379677018, 10.425760403690134, 50, 754, 1),
+    "gpt-3.5-turbo-1106": (9.177964561962735, 19.30058903498905, 64, 737, 4),
+    "oasst-sft-pythia-12b": (1.790114083180124, 3.270102114456748, 13, 790, 2),
+    "vicuna-7b-v1.5": (4.797493939167703, 7.616892731870527, 35, 767, 3),
+}
+# The shared files store preferences with 10 decimals, so sums can move in the 1e-10 range.
+WIN_RATE_ATOL = 1e-8
+# Offline LC (estimated difficulty, no gamed-baseline rows): measured max |diff| 6.61 (gpt-3.5-turbo-1106),
+# mean 1.6; see selbench.evaluation.lc_winrate's docstring.
+LC_MAX_ABS = 7.0
+LC_MEAN_ABS = 2.0
+
+
+@pytest.fixture(scope="module")
+def leaderboard_results():
+    from selbench.evaluation.alpacaeval import annotation_arrays, estimated_difficulty, read_annotations
+
+    # same location rule as the `shared_data` fixture (module scope cannot use that function fixture)
+    repo = Path(__file__).resolve().parents[2]
+    folder = (
+        Path(os.environ.get("SELBENCH_SHARED_DATA", repo.parent / "shared" / "data"))
+        / "alpaca_eval"
+        / "annotations"
+    )
+    if not folder.is_dir():
+        pytest.skip(f"shared annotations not found at {folder}")
+    files = sorted(folder.glob("*.json"))
+    first = read_annotations(files[0])
+    difficulty, used = estimated_difficulty(first, files[1:])
+    assert len(used) == len(LEADERBOARD) - 1
+    out = {}
+    for path in files:
+        out[path.stem] = lc_winrate.evaluate(*annotation_arrays(read_annotations(path)), difficulty)
+    return out
+
+
+def test_win_rate_matches_leaderboard_exactly(leaderboard_results):
+    assert set(leaderboard_results) == set(LEADERBOARD)
+    for name, (win_rate, _, n_wins, n_wins_base, n_draws) in LEADERBOARD.items():
+        got = leaderboard_results[name]
+        assert got["win_rate"] == pytest.approx(win_rate, abs=WIN_RATE_ATOL), name
+        assert (got["n_wins"], got["n_wins_base"], got["n_draws"], got["n"]) == (
+            n_wins,
+            n_wins_base,
+            n_draws,
+            805,
+        ), name
+
+
+def test_lc_win_rate_close_to_leaderboard(leaderboard_results):
+    diffs = {
+        name: leaderboard_results[name]["lc_win_rate"] - lc for name, (_, lc, *_rest) in LEADERBOARD.items()
+    }
+    assert max(abs(d) for d in diffs.values()) < LC_MAX_ABS, diffs
+    assert np.mean([abs(d) for d in diffs.values()]) < LC_MEAN_ABS, diffs
+    # LC must reorder the verbose-but-weaker models the way the leaderboard does.
+    assert leaderboard_results["claude-2"]["lc_win_rate"] > leaderboard_results["claude-2"]["win_rate"]
+
+
+def test_win_rate_stats_follow_alpaca_eval_conventions():
+    stats = lc_winrate.win_rate_stats(np.array([1.0, 2.0, 1.5, 0.0, np.nan, 1.75]))
+    # 0 is a legacy draw (1.5); NaN is dropped
+    assert stats["n_total"] == 5
+    assert stats["n_draws"] == 2
+    assert (stats["n_wins"], stats["n_wins_base"]) == (2, 1)
+    assert stats["win_rate"] == pytest.approx((0 + 1 + 0.5 + 0.5 + 0.75) / 5 * 100)
+    assert stats["discrete_win_rate"] == pytest.approx((0 + 1 + 0.5 + 0.5 + 1) / 5 * 100)
+    with pytest.raises(ValueError, match=r"\[1, 2\]"):
+        lc_winrate.win_rate_stats(np.array([2.5]))
+
+
+def _synthetic(length_effect: float, seed: int = 0, n: int = 600):
+    rng = np.random.default_rng(seed)
+    gamma = rng.normal(size=n)
+    len_base = rng.integers(200, 2000, size=n).astype(float)
+    len_model = rng.integers(200, 2000, size=n).astype(float)
+    z = -0.5 + gamma + length_effect * np.tanh((len_model - len_base) / np.std(len_model - len_base))
+    prefs = 1 + 1 / (1 + np.exp(-z))
+    return prefs, len_base, len_model, gamma
+
+
+def test_lc_removes_a_length_bias_and_keeps_an_unbiased_win_rate():
+    prefs, len_b, len_m, gamma = _synthetic(length_effect=0.0)
+    unbiased = lc_winrate.evaluate(prefs, len_b, len_m, gamma)
+    assert unbiased["lc_win_rate"] == pytest.approx(unbiased["win_rate"], abs=2.0)
+    # Same model, but longer-than-baseline outputs now win more: raw win rate rises, LC does not.
+    prefs_b, *_ = _synthetic(length_effect=2.0)
+    biased = lc_winrate.evaluate(prefs_b, len_b, len_m, gamma)
+    assert biased["glm_weights"]["tanh(std_delta_len)"] < -1.0  # feature is baseline minus model length
+    assert abs(biased["lc_win_rate"] - unbiased["lc_win_rate"]) < abs(
+        biased["win_rate"] - unbiased["win_rate"]
+    )
+
+
+def test_difficulty_estimate_recovers_instruction_effects():
+    rng = np.random.default_rng(1)
+    gamma = rng.normal(size=300)
+    theta = np.array([-2.0, -0.5, 0.0, 1.0, 2.0])
+    len_b = rng.integers(100, 1000, size=(5, 300)).astype(float)
+    len_m = rng.integers(100, 1000, size=(5, 300)).astype(float)
+    prefs = 1 + 1 / (1 + np.exp(-(theta[:, None] + gamma[None, :])))
+    est = lc_winrate.estimate_instruction_difficulty(prefs, len_b, len_m)
+    assert np.corrcoef(est, gamma)[0, 1] > 0.99
+
+
+def _write(tmp_path, rows):
+    path = tmp_path / "ann.json"
+    path.write_text(json.dumps(rows))
+    return path
+
+
+ROW = {"instruction": "x", "output_1": "a", "output_2": "bb", "preference": 1.5}
+
+
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [
+        ({"preference": 3.0}, "preference"),
+        ({"preference": "high"}, "preference"),
+        ({"output_2": None}, "output_2"),
+    ],
+)
+def test_cli_rejects_malformed_annotations(tmp_path, bad, field):
+    from selbench.cli.main import app
+
+    rows = [dict(ROW) for _ in range(4)] + [dict(ROW, **bad)]
+    path = _write(tmp_path, rows)
+    result = CliRunner().invoke(
+        app, ["eval", "lc-winrate", "--annotations", str(path), "--difficulty", "estimate"]
+    )
+    assert result.exit_code == 2, result.output
+    assert f"{path}:4: field '{field}'" in result.output
+
+
+def test_cli_lc_winrate_json_on_a_shared_file(shared_data):
+    from selbench.cli.main import app
+
+    path = shared_data / "alpaca_eval" / "annotations" / "gemma-7b-it.json"
+    result = CliRunner().invoke(app, ["eval", "lc-winrate", "--annotations", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["win_rate"] == pytest.approx(LEADERBOARD["gemma-7b-it"][0], abs=WIN_RATE_ATOL)
+    assert out["n"] == 805 and out["difficulty_source"] == "estimate" and out["difficulty_models"] == 9
+    assert abs(out["lc_win_rate"] - LEADERBOARD["gemma-7b-it"][1]) < LC_MAX_ABS
