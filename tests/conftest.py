@@ -10,6 +10,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SELBENCH_SHARED_DATA", REPO.parent / "shared" / "data"))
 
+# Torch's spinning OpenMP workers make model code 10x slower when the 2 cores are shared (xdist workers,
+# other jobs): let idle threads sleep, and give each xdist worker one thread so workers don't fight.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+
 # Keep tests off the network and quiet, whatever the developer's shell says.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")

@@ -6,6 +6,9 @@ import importlib
 import os
 import sys
 
+# Idle OpenMP threads must sleep rather than spin: on a shared CPU, spinning makes torch 10x slower.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import typer
 
 from selbench.cli.common import DEBUG_ENV, setup_logging

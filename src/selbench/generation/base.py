@@ -8,12 +8,12 @@ that importing this module never imports torch or vLLM.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, Union, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from selbench.registry import Registry
 
 Message = dict[str, str]
-Prompt = Union[list[Message], str]
+Prompt = list[Message] | str
 
 # The study's released inference script (ippolito-cmu/ChasingRandom) builds vLLM's `SamplingParams`
 # with only `max_tokens=1024`, leaving vLLM's defaults: temperature 1.0, top_p 1.0 (pure sampling).
@@ -28,6 +28,8 @@ class GenerationConfig:
 
     Args:
         max_new_tokens: most tokens generated per prompt.
+        min_new_tokens: EOS and the chat end token are ignored before this many new tokens (0: off; for
+            benchmarks that need equal-length rows).
         temperature: sampling temperature; only used when `do_sample` is true.
         top_p: nucleus sampling mass; only used when `do_sample` is true.
         do_sample: sample instead of greedy decoding.
@@ -38,6 +40,7 @@ class GenerationConfig:
     """
 
     max_new_tokens: int = 512
+    min_new_tokens: int = 0
     temperature: float = 1.0
     top_p: float = 1.0
     do_sample: bool = False
@@ -48,6 +51,9 @@ class GenerationConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
             raise ValueError(f"GenerationConfig.max_new_tokens={self.max_new_tokens!r}: must be an integer >= 1")
+        if not isinstance(self.min_new_tokens, int) or not 0 <= self.min_new_tokens <= self.max_new_tokens:
+            raise ValueError(f"GenerationConfig.min_new_tokens={self.min_new_tokens!r}: must be an integer in "
+                             f"[0, max_new_tokens={self.max_new_tokens}]")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ValueError(f"GenerationConfig.batch_size={self.batch_size!r}: must be an integer >= 1")
         if not self.temperature > 0:
@@ -71,8 +77,9 @@ class GenerationConfig:
         """The study's choice, not ours: its released script ran vLLM with default sampling.
 
         Diddee & Ippolito's `ChasingRandom` inference script sets only `max_tokens=1024` in vLLM's
-        `SamplingParams`, so outputs are sampled at temperature 1.0 with top_p 1.0. We add a seed so a
-        rerun reproduces the same sample.
+        `SamplingParams`, so outputs are sampled at temperature 1.0 with top_p 1.0 and no top-k. We add a
+        seed so a rerun reproduces the same sample. (Its prompts went through its own per-model-type
+        `model_formatter`; we use the model's chat template for every setting.)
         """
         return cls(
             max_new_tokens=STUDY_MAX_NEW_TOKENS,

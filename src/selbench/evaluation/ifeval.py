@@ -1,0 +1,257 @@
+"""IFEval: verifiable instruction following (Zhou et al., 2023, https://arxiv.org/abs/2311.07911).
+
+Scoring follows google-research `instruction_following_eval/evaluation_lib.py`:
+
+* strict: an instruction is followed when the response is not blank and its checker accepts the raw
+  response;
+* loose: followed when any of eight variants is accepted (the response; without its first line; without
+  its last line; without both; and each of those four with every `*` removed; the three line-cut
+  variants are stripped), and a blank variant never counts;
+* prompt-level accuracy: the fraction of prompts whose instructions are all followed; instruction-level
+  accuracy: the fraction of all instructions followed (pooled over prompts, not averaged per prompt).
+
+The checkers themselves are lm-eval-harness's copy (`lm_eval/tasks/ifeval/instructions*.py`; compared
+function by function with google-research's, the registered checkers differ only in logging and style,
+the two unregistered classes `RephraseChecker` / `KeySentenceChecker` in more) with one correction, so
+that we compute what today's official code computes:
+
+* `keywords:letter_frequency`: the official checker originally replaced any `letter` argument that is not
+  an ASCII letter with a *random* letter; two prompts ask for `#` and `!`, so the paper's table came from
+  one random draw. Upstream then accepted any single character, counted literally. lm-eval still has the
+  old random draw; we use the current official rule (`_LetterFrequencyChecker`).
+
+Also: langdetect (used by the language and letter-case checkers) is seeded with 0 so scores are
+reproducible run to run; the official code leaves it unseeded. Sentence counting uses NLTK's English
+Punkt, made available offline by `selbench.assets.punkt.ensure_punkt`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from selbench.errors import InputError
+from selbench.evaluation.ifeval_data import (
+    IFEvalPrompt,
+    join_responses,
+    load_prompts,
+    read_responses,
+    write_responses,
+)
+
+log = logging.getLogger(__name__)
+
+BENCHMARK = "ifeval"
+
+
+def response_variants(response: str) -> list[str]:
+    """The eight responses the loose criterion tries, in the official order.
+
+    >>> response_variants("Sure!\\n*a*\\nbye")[:5]
+    ['Sure!\\n*a*\\nbye', 'Sure!\\na\\nbye', '*a*\\nbye', 'Sure!\\n*a*', '*a*']
+    """
+    lines = response.split("\n")
+    no_first = "\n".join(lines[1:]).strip()
+    no_last = "\n".join(lines[:-1]).strip()
+    no_both = "\n".join(lines[1:-1]).strip()
+    return [
+        response,
+        response.replace("*", ""),
+        no_first,
+        no_last,
+        no_both,
+        no_first.replace("*", ""),
+        no_last.replace("*", ""),
+        no_both.replace("*", ""),
+    ]
+
+
+@functools.lru_cache(maxsize=1)
+def instruction_registry() -> dict[str, type]:
+    """Instruction id -> checker class: lm-eval's registry with the letter-frequency correction."""
+    from selbench.assets.punkt import ensure_punkt
+
+    ensure_punkt()  # before the import: lm-eval's import-time `nltk.download` is skipped when punkt_tab exists
+    import langdetect
+    from lm_eval.tasks.ifeval import instructions, instructions_registry
+
+    langdetect.DetectorFactory.seed = 0
+    # The language checkers log every undetectable response at ERROR (and count it as followed, as official).
+    logging.getLogger(instructions.__name__).setLevel(logging.CRITICAL)
+
+    class _LetterFrequencyChecker(instructions.LetterFrequencyChecker):
+        """Today's official rule: any single character is counted literally; only a missing or longer
+        `letter` draws a random one (google-research `instructions.py`, LetterFrequencyChecker)."""
+
+        def build_description(self, *, letter=None, let_frequency=None, let_relation=None):
+            if letter and len(letter) == 1:
+                description = super().build_description(letter="a", let_frequency=let_frequency,
+                                                        let_relation=let_relation)
+                self._letter = letter.strip().lower()
+                return description.replace("letter a ", f"letter {self._letter} ", 1)
+            return super().build_description(letter=letter, let_frequency=let_frequency, let_relation=let_relation)
+
+    registry = dict(instructions_registry.INSTRUCTION_DICT)
+    registry["keywords:letter_frequency"] = _LetterFrequencyChecker
+    return registry
+
+
+def _build_checkers(prompt: IFEvalPrompt) -> list[Any]:
+    registry = instruction_registry()
+    checkers = []
+    for index, instruction_id in enumerate(prompt.instruction_id_list):
+        if instruction_id not in registry:
+            raise InputError(f"unknown IFEval instruction {instruction_id!r} in prompt key {prompt.key}",
+                             field="instruction_id_list")
+        checker = registry[instruction_id](instruction_id)
+        try:
+            checker.build_description(**prompt.kwargs[index])
+        except TypeError as exc:
+            raise InputError(f"prompt key {prompt.key}: bad arguments for {instruction_id}: {exc}",
+                             field="kwargs") from None
+        args = checker.get_instruction_args()
+        if args and "prompt" in args:  # as official: checkers that need the prompt are rebuilt with it
+            checker.build_description(prompt=prompt.prompt)
+        checkers.append(checker)
+    return checkers
+
+
+def follow_instructions(prompt: IFEvalPrompt, response: str) -> tuple[list[bool], list[bool]]:
+    """(strict, loose) followed-or-not, one per instruction of `prompt`."""
+    checkers = _build_checkers(prompt)
+    strict = [bool(response.strip() and checker.check_following(response)) for checker in checkers]
+    variants = response_variants(response)
+    loose = [any(v.strip() and checker.check_following(v) for v in variants) for checker in checkers]
+    return strict, loose
+
+
+def aggregate(
+    instruction_ids: Sequence[Sequence[str]], strict: Sequence[Sequence[bool]], loose: Sequence[Sequence[bool]]
+) -> dict[str, Any]:
+    """IFEval's four accuracies (fractions in [0, 1]) and per-instruction breakdowns.
+
+    >>> r = aggregate([["a:x", "b:y"], ["a:x"]], [[True, False], [True]], [[True, True], [True]])
+    >>> r["prompt_strict"], r["inst_strict"], r["prompt_loose"], r["inst_loose"]
+    (0.5, 0.6666666666666666, 1.0, 1.0)
+    """
+    n = len(instruction_ids)
+    if n == 0:
+        raise ValueError("IFEval aggregate: no prompts to score")
+    n_inst = sum(len(ids) for ids in instruction_ids)
+    per_id: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # n, strict, loose
+    per_category: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for ids, s_list, l_list in zip(instruction_ids, strict, loose, strict=True):
+        for instruction_id, s, loose_ok in zip(ids, s_list, l_list, strict=True):
+            for table, name in ((per_id, instruction_id), (per_category, instruction_id.split(":")[0])):
+                table[name][0] += 1
+                table[name][1] += int(s)
+                table[name][2] += int(loose_ok)
+
+    def _table(counts: dict[str, list[int]]) -> dict[str, dict[str, float]]:
+        return {k: {"n": c[0], "strict": c[1] / c[0], "loose": c[2] / c[0]} for k, c in sorted(counts.items())}
+
+    return {
+        "prompt_strict": sum(all(s) for s in strict) / n,
+        "inst_strict": sum(sum(s) for s in strict) / n_inst,
+        "prompt_loose": sum(all(x) for x in loose) / n,
+        "inst_loose": sum(sum(x) for x in loose) / n_inst,
+        "n": n,
+        "n_instructions": n_inst,
+        "per_instruction": _table(per_id),
+        "per_category": _table(per_category),
+    }
+
+
+def score_ifeval(prompts: Sequence[IFEvalPrompt], responses: Sequence[str]) -> dict[str, Any]:
+    """Score responses, one per prompt, as the IFEval authors do.
+
+    Args:
+        prompts: the prompts (e.g. `load_prompts()`), in any order.
+        responses: the model's response to each prompt, same order.
+
+    Returns:
+        `prompt_strict`, `inst_strict`, `prompt_loose`, `inst_loose` (fractions), `n`, `n_instructions`,
+        `per_instruction` / `per_category` ({id: {n, strict, loose}}) and `rows` (per prompt: key,
+        strict and loose lists).
+    """
+    if len(prompts) != len(responses):
+        raise ValueError(f"score_ifeval: {len(prompts)} prompts but {len(responses)} responses")
+    strict_all, loose_all, rows = [], [], []
+    for prompt, response in zip(prompts, responses, strict=True):
+        strict, loose = follow_instructions(prompt, response)
+        strict_all.append(strict)
+        loose_all.append(loose)
+        rows.append({"key": prompt.key, "instruction_id_list": list(prompt.instruction_id_list),
+                     "strict": strict, "loose": loose})
+    result = aggregate([p.instruction_id_list for p in prompts], strict_all, loose_all)
+    result["rows"] = rows
+    return result
+
+
+def evaluate(
+    *,
+    responses: str | Path | Mapping[str, str] | None = None,
+    model: str | None = None,
+    prompts: str | Path | None = None,
+    limit: int | None = None,
+    allow_missing: bool = False,
+    generation: Any = None,
+    backend: str = "hf",
+    out: str | Path | None = None,
+    store: Any = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """IFEval end to end: score given responses, or generate them with `model` first.
+
+    Args:
+        responses: a JSONL file (rows `prompt`, `response`) or a `prompt -> response` mapping.
+        model: a model spec (`selbench.assets.load_model`); its responses are generated (and cached).
+        prompts: prompt set (default: the packaged 541; a JSONL path or `hf://google/IFEval`).
+        limit: score only the first K prompts (with `model`).
+        allow_missing: with `responses`, score only the prompts that have one.
+        generation: a `GenerationConfig` (default: greedy, 1024 new tokens).
+        backend: generation backend name ("hf" or "vllm").
+        out: a folder to write `responses.jsonl` and `scores.json` into.
+        store: the `StepStore` for the generation cache (default: `$SELBENCH_CACHE`).
+        progress: show a progress bar while generating.
+
+    Returns:
+        The `score_ifeval` result (without `rows`, which go to `out/scores.json`) plus `model` / `responses`.
+    """
+    if (responses is None) == (model is None):
+        raise InputError("give exactly one of responses or model", field="responses")
+    if limit is not None and limit < 1:
+        raise InputError(f"{limit} is not >= 1", field="limit")
+    prompt_set = load_prompts(prompts)
+    extra: dict[str, Any] = {}
+    if responses is not None:
+        path = None if isinstance(responses, Mapping) else Path(responses)
+        table = read_responses(path) if path is not None else dict(responses)
+        kept, texts = join_responses(prompt_set, table, path=path, allow_missing=allow_missing)
+        if limit is not None:
+            kept, texts = kept[:limit], texts[:limit]
+        extra["responses"] = str(path) if path is not None else "<mapping>"
+    else:
+        from selbench.generation.base import GenerationConfig
+        from selbench.generation.cached import cached_generate
+
+        kept = prompt_set[:limit] if limit is not None else prompt_set
+        config = generation if generation is not None else GenerationConfig.greedy(max_new_tokens=1024)
+        generated = cached_generate(model, BENCHMARK, [p.messages for p in kept], config, store=store,
+                                    backend=backend, progress=progress)
+        texts = generated.outputs
+        extra.update({"model": str(model), "generation_key": generated.key, "generation_cached": generated.cached})
+    result = score_ifeval(kept, texts)
+    rows = result.pop("rows")
+    if out is not None:
+        from selbench.runner.store import write_json_atomic
+
+        out = Path(out)
+        write_responses(out / "responses.jsonl", kept, texts)
+        write_json_atomic(out / "scores.json", {**result, **extra, "rows": rows})
+        extra["out"] = str(out)
+    return {**result, **extra}
