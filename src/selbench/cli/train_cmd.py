@@ -1,0 +1,49 @@
+"""`selbench train`: fine-tune a model (full or LoRA) on a selection with one of the study's presets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from selbench.cli.common import JsonOption, emit, handle_errors
+
+PRESET_NAMES = ("set1", "set2", "set3", "set4-lora", "demo")
+
+
+@handle_errors
+def train(
+    model: str = typer.Option(..., "--model", help="Packaged model name, local folder or hf://org/name."),
+    data: Path = typer.Option(..., "--data", help="Prepared dataset folder (data.parquet + manifest.json)."),
+    selection: Path = typer.Option(None, "--selection", help="Selection manifest JSON; omit to train on all."),
+    preset: str = typer.Option(..., "--preset", help=f"Hyperparameter preset: {', '.join(PRESET_NAMES)}."),
+    out: Path = typer.Option(..., "--out", help="Output folder: model or adapter, train_log.jsonl, cost.json."),
+    lora: bool = typer.Option(False, "--lora", help="Train a LoRA adapter instead of all weights."),
+    overrides: list[str] = typer.Option(None, "--set", help="Override a TrainConfig field: key=value (repeatable)."),
+    template: str = typer.Option(None, "--template", help="auto (default), chat, alpaca or study."),
+    seed: int = typer.Option(None, "--seed", help="Training seed (default 42)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Fine-tune MODEL on the examples of a selection (resumable; cached by content).
+
+    Examples:
+
+      selbench train --model smollm2-135m-instruct --data runs/sharegpt --selection longest.json --preset demo --lora --out runs/longest-lora --json
+
+      selbench train --model hf://meta-llama/Llama-2-7b-hf --data runs/alpaca --selection random.json --preset set1 --out runs/set1 --set per_device_batch_size=4
+    """
+    from selbench.training.presets import from_preset, parse_overrides
+    from selbench.training.train import train as run_training
+
+    if preset not in PRESET_NAMES:
+        raise ValueError(f"--preset {preset!r}: allowed: {', '.join(PRESET_NAMES)}")
+    fields = parse_overrides(list(overrides or []))
+    if lora:
+        fields["lora"] = True
+    if template is not None:
+        fields["template"] = template
+    if seed is not None:
+        fields["seed"] = seed
+    config = from_preset(preset, **fields)
+    result = run_training(model, data, selection, config, out)
+    emit(result, as_json)

@@ -1,0 +1,52 @@
+"""The format of the study's released training code (ippolito-cmu/ChasingRandom `src/train.py`, `src/utils.py`).
+
+Reproduces, for users who want the study's numbers, what its Llama runs trained on: the system line
+(`SYSTEM_INSTRUCTION` in `src/utils.py`), then ` \\n ### Instruction: <prompt> \\n ### Response: <output>`,
+with TRL packing and the loss on every token (their SFTTrainer was given a formatting function, so no
+completion-only masking). These are the study's choices, not ours; the `alpaca` and `chat` templates mask
+the prompt.
+
+With `packing=True` this template uses TRL's `wrapped` packing (examples concatenated, EOS between them,
+cut into `max_length` rows, attention across the cut), the behaviour of the TRL version the study ran;
+our own templates pack with `bfd`, which keeps examples apart.
+
+Deviations: the released code receives the instruction already merged with its input in one field; we
+append a non-empty `input` after the instruction, separated by a newline. Each example ends with the EOS
+token, which TRL's packing of that time inserted between packed examples.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from selbench.training.base import Segment
+
+# Verbatim from the study's code, including its grammar and trailing " \n": changing it changes the tokens.
+SYSTEM_INSTRUCTION = (
+    "Below is an instruction that is optionally paired with some additional context. "
+    "Respond appropriately follows using the context (if any) \n"
+)
+
+
+def study_prompt(instruction: str, input: str = "") -> str:
+    """The study's prompt up to and including `### Response:` (the space after it starts the response segment).
+
+    >>> study_prompt("Hi").endswith(" \\n ### Instruction: Hi \\n ### Response:")
+    True
+    """
+    prompt = instruction if not input else f"{instruction}\n{input}"
+    return f"{SYSTEM_INSTRUCTION} \n ### Instruction: {prompt} \n ### Response:"
+
+
+class StudyTemplate:
+    """Study format; `loss_on_prompt` defaults to True (the study's choice)."""
+
+    name = "study"
+    loss_on_prompt = True
+
+    def segments(self, example: Any, tokenizer: Any) -> list[Segment]:
+        eos = tokenizer.eos_token or ""
+        return [
+            Segment(study_prompt(example.instruction, example.input), trained=False),
+            Segment(" " + example.output + eos, trained=True),
+        ]

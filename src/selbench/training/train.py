@@ -1,0 +1,357 @@
+"""`train()`: fine-tune a model on a selection (or a whole dataset), cached, resumable, cost-accounted.
+
+The step key covers everything that can change the trained weights: the model's content (weights,
+tokenizer, chat template), the dataset's sha256, the selected ids, the full `TrainConfig` with its template
+and loss choice resolved, and the precision the hardware resolved to. Checkpoints live in the store's
+`partial/train/<key>/` folder, so a killed run re-run with the same inputs resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from selbench.errors import InputError
+from selbench.hashing import canonical_json, sha256_lines, sha256_tree
+from selbench.runner.store import StepStore, step_key, write_json_atomic
+from selbench.training.base import encode_segments, get_template, resolve_template_name
+from selbench.training.presets import TrainConfig
+
+log = logging.getLogger(__name__)
+
+VERSION = 1
+LOG_FILE = "train_log.jsonl"
+COST_FILE = "cost.json"
+# Weights dtype per precision: bf16 loads bf16 weights as the study did; fp16 AMP needs fp32 master weights.
+WEIGHT_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float32"}
+# Not `config.json`: a full fine-tune's output folder holds the model's own config.json.
+CONFIG_FILE = "train_config.json"
+
+
+def load_base_model(spec: str, dtype: str = "float32") -> tuple[Any, Any, str]:
+    """(model, tokenizer, spec to record as the adapter's base) for a model spec.
+
+    Uses `selbench.assets.load_model` when available (packaged names, `hf://`, local folders); otherwise
+    loads a local 🤗 folder directly (`dtype`: see WEIGHT_DTYPES).
+    """
+    try:
+        from selbench.assets import load_model
+    except ImportError:
+        load_model = None
+    path = Path(spec)
+    base_ref = str(path.resolve()) if path.is_dir() else spec
+    if load_model is not None:
+        # Loaded on the CPU: the Trainer (accelerate) places it, on each rank its own device.
+        model, tokenizer = load_model(spec, dtype=dtype, device="cpu")
+        return model, tokenizer, base_ref
+    if not path.is_dir():
+        raise InputError("not a model folder, and packaged model specs need selbench.assets.load_model", field="model")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+    return model, AutoTokenizer.from_pretrained(path), base_ref
+
+
+def model_fingerprint(spec: str) -> str:
+    """Content hash of the model (weights + tokenizer + chat template)."""
+    try:
+        from selbench.assets import model_fingerprint as assets_fingerprint
+    except ImportError:
+        assets_fingerprint = None
+    if assets_fingerprint is not None:
+        return assets_fingerprint(spec)
+    path = Path(spec)
+    if path.is_dir():
+        return sha256_tree(path)
+    raise InputError("cannot fingerprint this model spec without selbench.assets.model_fingerprint", field="model")
+
+
+def load_selection(data_dir: str | Path, selection_path: str | Path | None) -> tuple[list[Any], str, str]:
+    """(examples in selection order, dataset sha256, ids sha256); the whole dataset without a selection."""
+    from selbench.data.schema import dataset_sha256, read_examples
+
+    examples = read_examples(data_dir)
+    data_sha = dataset_sha256(data_dir)
+    if selection_path is None:
+        ids = [e.id for e in examples]
+        return examples, data_sha, sha256_lines(ids)
+    selection_path = Path(selection_path)
+    try:
+        manifest = json.loads(selection_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError("selection manifest not found", path=selection_path) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON ({exc.msg})", path=selection_path, line=exc.lineno) from None
+    ids = manifest.get("ids") if isinstance(manifest, dict) else None
+    if not isinstance(ids, list) or not ids:
+        raise InputError("expected a non-empty list of example ids", path=selection_path, field="ids")
+    recorded = (manifest.get("dataset") or {}).get("sha256")
+    if recorded is not None and recorded != data_sha:
+        raise InputError(
+            f"selection was made on dataset {str(recorded)[:12]}…, but {data_dir} is {data_sha[:12]}…",
+            path=selection_path,
+            field="dataset.sha256",
+        )
+    by_id = {e.id: e for e in examples}
+    for i, example_id in enumerate(ids):
+        if example_id not in by_id:
+            raise InputError(f"id {example_id!r} is not in {data_dir}", path=selection_path, line=i + 1, field="ids")
+    return [by_id[i] for i in ids], data_sha, sha256_lines([str(i) for i in ids])
+
+
+def tokenize_examples(
+    examples: list[Any], tokenizer: Any, template_name: str, loss_on_prompt: bool, max_length: int, source: Any = None
+):
+    """(rows with input_ids/labels/length, counts of truncated and dropped examples).
+
+    `source` (the data or selection file) only names the file in error messages; `line` is the example's
+    1-based position in the selection.
+    """
+    template = get_template(template_name)
+    rows: dict[str, list[Any]] = {"input_ids": [], "labels": [], "length": []}
+    counts = {"truncated": 0, "dropped_no_response_tokens": 0}
+    for i, example in enumerate(examples):
+        try:
+            segments = template.segments(example, tokenizer)
+        except InputError as exc:
+            raise InputError(f"example {example.id}: {exc.message}", path=source, line=i + 1, field=exc.field) from None
+        enc = encode_segments(segments, tokenizer, max_length, loss_on_prompt=loss_on_prompt)
+        if enc is None:
+            counts["dropped_no_response_tokens"] += 1
+            continue
+        counts["truncated"] += int(enc.truncated)
+        rows["input_ids"].append(enc.input_ids)
+        rows["labels"].append(enc.labels)
+        rows["length"].append(len(enc.input_ids))
+    return rows, counts
+
+
+def train(
+    model_spec: str,
+    data_dir: str | Path,
+    selection_path: str | Path | None,
+    config: TrainConfig,
+    out_dir: str | Path | None,
+    store: StepStore | None = None,
+    *,
+    callbacks: list[Any] = (),
+) -> dict[str, Any]:
+    """Fine-tune `model_spec` on the selected examples of `data_dir`; copy the result to `out_dir`.
+
+    Args:
+        model_spec: packaged model name, local folder or `hf://org/name`.
+        data_dir: a prepared dataset (`data.parquet` + `manifest.json`).
+        selection_path: a selection manifest (JSON with `ids`, `dataset.sha256`); None = the whole dataset.
+        config: the run's settings (`from_preset`).
+        out_dir: where to put the model (or adapter) folder with train_log.jsonl, cost.json,
+            train_config.json; None = leave it in the store only.
+        store: the step store (default: `$SELBENCH_CACHE`).
+        callbacks: extra transformers TrainerCallbacks (progress hooks; tests use one to interrupt a run).
+
+    Returns:
+        `train_tokens`, `tokens_per_s`, `seconds`, `cost_usd`, `first_loss`, `final_loss`, `out`, `cached`,
+        `key`, and the run's stats.
+    """
+    from selbench.training import trl_adapter
+
+    store = store or StepStore()
+    if out_dir is not None:
+        _check_out_dir(Path(out_dir))
+    examples, data_sha, ids_sha = load_selection(data_dir, selection_path)
+    hw = trl_adapter.hardware(config)
+    model, tokenizer, base_ref = load_base_model(model_spec, WEIGHT_DTYPES[hw["precision"]])
+    key_config, inputs = _key_parts(model_spec, data_sha, ids_sha, config, tokenizer, hw["precision"])
+    template_name, loss_on_prompt = key_config["template"], key_config["loss_on_prompt"]
+
+    def compute(tmp: Path) -> dict[str, Any]:
+        from selbench.cost import CostMeter
+
+        rows, counts = tokenize_examples(
+            examples, tokenizer, template_name, loss_on_prompt, config.max_length, selection_path or data_dir
+        )
+        if not rows["input_ids"]:
+            raise InputError("no example has response tokens left within max_length", path=data_dir, field="max_length")
+        partial = store.partial_dir("train", key)
+        ckpt_dir, log_path, elapsed_path = partial / "checkpoints", partial / LOG_FILE, partial / "elapsed.json"
+        resume = trl_adapter.last_checkpoint(ckpt_dir)
+        previous_seconds, resumed_step = 0.0, 0
+        if resume is not None:
+            resumed_step = trl_adapter.checkpoint_step(resume)
+            _truncate_log(log_path, resumed_step)
+            if elapsed_path.is_file():
+                previous_seconds = float(json.loads(elapsed_path.read_text(encoding="utf-8"))["seconds"])
+            log.info("resuming from %s (step %d)", resume, resumed_step)
+        else:
+            log_path.unlink(missing_ok=True)
+        train_model = trl_adapter.lora_model(model, config) if config.lora else model
+        dataset = _to_dataset(rows)
+        # The study's template reproduces its TRL packing, which let packed examples see each other ("wrapped");
+        # our own packing keeps them apart (best-fit decreasing, padding-free).
+        packing = "wrapped" if template_name == "study" and config.packing else ("bfd" if config.packing else None)
+        with CostMeter("train") as meter:
+            meter.add_seconds(previous_seconds)
+            trainer = trl_adapter.build_trainer(
+                train_model,
+                tokenizer,
+                dataset,
+                config,
+                ckpt_dir,
+                hw,
+                packing_strategy=packing,
+                callbacks=[trl_adapter.log_callback(log_path, elapsed_path, previous_seconds), *callbacks],
+            )
+            metrics = trl_adapter.run_trainer(trainer, resume)
+            meter.add_tokens(metrics["num_input_tokens_seen"])
+            trainer.save_model(str(tmp))
+        if not trl_adapter.is_main_process(trainer):
+            # Under `accelerate launch` every rank runs this function; only rank 0 writes the stored result.
+            raise _NotMainProcess()
+        tokenizer.save_pretrained(str(tmp))
+        if config.lora:
+            _point_adapter_at_base(tmp, base_ref)
+        shutil.copyfile(log_path, tmp / LOG_FILE)
+        cost = meter.record.to_dict()
+        write_json_atomic(tmp / COST_FILE, cost)
+        rows_logged = [json.loads(line) for line in log_path.read_text(encoding="utf-8").splitlines() if line]
+        losses = [row["loss"] for row in rows_logged]
+        train_seconds = previous_seconds + float(metrics.get("train_runtime", 0.0))
+        tokens = int(metrics["num_input_tokens_seen"])
+        stats = {
+            "n_examples": len(examples),
+            "n_trained": len(rows["input_ids"]),
+            **counts,
+            "template": template_name,
+            "lora": config.lora,
+            "packing_strategy": packing,
+            "global_step": metrics["global_step"],
+            "resumed_from_step": resumed_step,
+            "train_tokens": tokens,
+            "train_seconds": train_seconds,
+            "tokens_per_s": tokens / train_seconds if train_seconds > 0 else None,
+            "first_loss": losses[0] if losses else None,
+            "final_loss": losses[-1] if losses else None,
+            "epoch_mean_loss": epoch_mean_losses(rows_logged),
+            "hardware": hw,
+        }
+        write_json_atomic(tmp / CONFIG_FILE, {"model": model_spec, "base_model": base_ref, "config": key_config, "inputs": inputs, "stats": stats})
+        return {**stats, "cost": cost}
+
+    key = step_key("train", VERSION, json.loads(canonical_json(key_config)), json.loads(canonical_json(inputs)))
+    try:
+        result = store.run("train", VERSION, key_config, inputs, compute)
+    except _NotMainProcess:
+        return {"key": key, "out": None, "cached": False, "main_process": False}
+    assert result.key == key, f"step key mismatch {result.key} != {key}"
+    out = None
+    if out_dir is not None:
+        out = _publish(result.path, Path(out_dir))
+    stats, cost = result.stats, result.cost
+    return {
+        "train_tokens": stats.get("train_tokens"),
+        "tokens_per_s": stats.get("tokens_per_s"),
+        "seconds": cost.get("wall_seconds"),
+        "cost_usd": cost.get("usd"),
+        "first_loss": stats.get("first_loss"),
+        "final_loss": stats.get("final_loss"),
+        "epoch_mean_loss": stats.get("epoch_mean_loss"),
+        "global_step": stats.get("global_step"),
+        "resumed_from_step": stats.get("resumed_from_step"),
+        "n_trained": stats.get("n_trained"),
+        "dropped": stats.get("dropped_no_response_tokens"),
+        "out": str(out) if out is not None else str(result.path),
+        "store_path": str(result.path),
+        "key": result.key,
+        "cached": result.cached,
+    }
+
+
+def train_key(
+    model_spec: str, data_dir: str | Path, selection_path: str | Path | None, config: TrainConfig, tokenizer: Any, precision: str
+) -> str:
+    """The step key `train` would use, without training (tests, dry runs)."""
+    _, data_sha, ids_sha = load_selection(data_dir, selection_path)
+    key_config, inputs = _key_parts(model_spec, data_sha, ids_sha, config, tokenizer, precision)
+    return step_key("train", VERSION, json.loads(canonical_json(key_config)), json.loads(canonical_json(inputs)))
+
+
+def _key_parts(
+    model_spec: str, data_sha: str, ids_sha: str, config: TrainConfig, tokenizer: Any, precision: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(config, inputs) of the step key: the TrainConfig with template, loss choice and precision resolved."""
+    template_name = resolve_template_name(config.template, tokenizer)
+    loss_on_prompt = config.loss_on_prompt
+    if loss_on_prompt is None:
+        loss_on_prompt = get_template(template_name).loss_on_prompt
+    key_config = {**config.to_dict(), "template": template_name, "loss_on_prompt": loss_on_prompt, "precision": precision}
+    inputs = {"model": model_fingerprint(model_spec), "dataset": data_sha, "ids": ids_sha}
+    return key_config, inputs
+
+
+class _NotMainProcess(Exception):
+    """Raised on ranks other than 0 of a multi-process run, so that only rank 0 stores the result."""
+
+
+def epoch_mean_losses(rows: list[dict[str, Any]]) -> list[float]:
+    """Mean logged loss per epoch (rows with epoch in (k-1, k] form epoch k): a steadier learning signal than
+    the first and last step's losses, which depend on what those two batches hold.
+
+    >>> epoch_mean_losses([{"epoch": 0.5, "loss": 3.0}, {"epoch": 1.0, "loss": 1.0}, {"epoch": 1.5, "loss": 0.5}])
+    [2.0, 0.5]
+    """
+    import math
+
+    by_epoch: dict[int, list[float]] = {}
+    for row in rows:
+        by_epoch.setdefault(max(1, math.ceil(float(row["epoch"]) - 1e-9)), []).append(float(row["loss"]))
+    return [sum(v) / len(v) for _, v in sorted(by_epoch.items())]
+
+
+def _to_dataset(rows: dict[str, list[Any]]) -> Any:
+    from datasets import Dataset
+
+    return Dataset.from_dict(rows)
+
+
+def _truncate_log(log_path: Path, step: int) -> None:
+    """Drop log lines written after the checkpoint we resume from (they will be logged again)."""
+    if not log_path.is_file():
+        return
+    kept = [line for line in log_path.read_text(encoding="utf-8").splitlines() if line and json.loads(line)["step"] <= step]
+    log_path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+
+def _point_adapter_at_base(adapter_dir: Path, base_ref: str) -> None:
+    """Record the resolvable base spec (packaged name or absolute path) so `load_model(adapter_dir)` works."""
+    path = adapter_dir / "adapter_config.json"
+    adapter = json.loads(path.read_text(encoding="utf-8"))
+    adapter["base_model_name_or_path"] = base_ref
+    write_json_atomic(path, adapter)
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    """Refuse to replace a non-empty folder that is not an earlier training output (checked before training)."""
+    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not (out_dir / CONFIG_FILE).is_file())):
+        raise InputError("exists and is not a selbench training output; refusing to overwrite it", path=out_dir, field="out")
+
+
+def _publish(src: Path, out_dir: Path) -> Path:
+    """Copy a finished store entry to `out_dir` atomically (temp sibling + rename), replacing an older output."""
+    out_dir = out_dir.resolve()
+    _check_out_dir(out_dir)
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}")
+    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("meta.json"))
+    shutil.copyfile(src / "meta.json", tmp / "step_meta.json")
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old-{int(time.time())}")
+        out_dir.rename(old)
+        tmp.rename(out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out_dir)
+    return out_dir
