@@ -1,0 +1,499 @@
+"""LLMBar: the fine-tuned model as a pairwise evaluator, with LLMBar's own protocol.
+
+Zeng et al., 2024, "Evaluating Large Language Models at Evaluating Instruction Following"
+(https://arxiv.org/abs/2310.07641); reference: princeton-nlp/LLMBar `LLMEvaluator/evaluate.py`.
+
+Protocol, as in the reference:
+* each instance is judged twice, with the outputs in the dataset's order and swapped; the swapped answer
+  is mapped back to the dataset's numbering;
+* the prompt (see `llmbar_prompts`) is a system + user message pair placed in the judge's chat template,
+  decoded greedily for a few tokens (50; 300 for CoT), the completion decoded without special tokens and
+  stripped, then read with the reference's regexes (first matching winner wins, "Output (a)" tried first);
+* an unparseable answer is a wrong answer for accuracy, and two unparseable answers count as agreeing
+  with each other (the reference compares the two parsed winners, None included);
+* accuracy is `correct_average`: the mean of the two orders' accuracies; agreement is the reference's
+  `equal`: the share of instances with the same underlying winner in both orders.
+
+Our variant `method="logprob"` (not in the reference) is for small judges that answer off-format: after
+the prompt it reads the judge's next-token distribution where the two answers "Output (a)" and
+"Output (b)" first differ (after their shared tokens "Output (") and picks the more probable one (ties:
+"Output (a)", the reference's parse order). Nothing can be unparseable.
+
+The reference loads LLaMA-2 judges in bfloat16 and writes LLaMA-2's chat format by hand; we use each
+judge's own chat template (through `selbench.generation.hf.HFBackend`, batched, length-sorted, left-padded),
+in the precision the model was loaded with, and never truncate prompts. The reference decodes with
+`clean_up_tokenization_spaces=True`; we do not (transformers 5 ignores it for BPE tokenizers, and it only
+moves spaces before punctuation, which the answer regexes do not look at).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from selbench.errors import InputError
+from selbench.evaluation.llmbar_prompts import STRATEGIES, PromptStrategy, swap_output_names
+from selbench.hashing import sha256_file, sha256_json, sha256_text
+
+log = logging.getLogger(__name__)
+
+STEP = "eval:llmbar"
+VERSION = 1
+METHODS = ("generate", "logprob")
+DATA_ENV = "SELBENCH_LLMBAR_DIR"
+SHARD_SIZE = 25  # instances judged (both orders) between progress saves
+HUB_DATASET = "princeton-nlp/LLMBar"
+# Set name -> folder under the data dir (layout of the reference repo's `Dataset/LLMBar/`).
+SET_FOLDERS = {
+    "Natural": "Natural",
+    "GPTInst": "Adversarial/GPTInst",
+    "GPTOut": "Adversarial/GPTOut",
+    "Manual": "Adversarial/Manual",
+    "Neighbor": "Adversarial/Neighbor",
+}
+SUBSETS = {"natural": ("Natural",), "adversarial": ("GPTInst", "GPTOut", "Manual", "Neighbor")}
+
+
+@dataclass(frozen=True)
+class LLMBarConfig:
+    """How to run the LLMBar evaluation.
+
+    Args:
+        subset: "natural" (100 instances) or "adversarial" (GPTInst, GPTOut, Manual, Neighbor pooled).
+        strategy: prompt strategy (`llmbar_prompts.STRATEGIES`); "vanilla_rules" is LLMBar's `Vanilla`.
+        method: "generate" (the reference protocol) or "logprob" (our answer-probability variant).
+        limit: judge only the first `limit` instances of each set (None: all).
+        batch_size: prompts per forward batch (sorted by length to limit padding).
+    """
+
+    subset: str = "natural"
+    strategy: str = "vanilla_rules"
+    method: str = "generate"
+    limit: int | None = None
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        if self.subset not in SUBSETS:
+            raise InputError(f"subset {self.subset!r} is not one of {sorted(SUBSETS)}", field="subset")
+        if self.strategy not in STRATEGIES:
+            raise InputError(f"strategy {self.strategy!r} is not one of {sorted(STRATEGIES)}", field="prompt-strategy")
+        if self.method not in METHODS:
+            raise InputError(f"method {self.method!r} is not one of {list(METHODS)}", field="method")
+        if self.method == "logprob" and not STRATEGIES[self.strategy].direct_answer:
+            raise InputError(f"method 'logprob' needs a strategy that answers directly; {self.strategy!r} reasons "
+                             "first", field="method")
+        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
+            raise InputError(f"limit {self.limit!r} must be an integer >= 1", field="limit")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise InputError(f"batch_size {self.batch_size!r} must be an integer >= 1", field="batch-size")
+
+
+def llmbar_statistics(labels: Sequence[int], choices_original: Sequence[int], choices_swapped: Sequence[int]) -> dict[str, Any]:
+    """LLMBar's statistics from per-instance labels and parsed winners.
+
+    Args:
+        labels: gold better output per instance, 1 or 2.
+        choices_original: winner parsed with the outputs in dataset order; 0 where unparseable.
+        choices_swapped: winner parsed with the outputs swapped, already mapped back to the dataset's
+            numbering (a judge answering "Output (a)" on the swapped prompt chose output 2); 0 where
+            unparseable.
+
+    Returns:
+        `accuracy` (the reference's `correct_average`), `correct_original`, `correct_swapped`,
+        `correct_both`, `agreement` (the reference's `equal`; two unparseable answers agree), `unparsed`
+        (unparseable answers over both orders), `n`.
+
+    >>> s = llmbar_statistics([1, 2], [1, 1], [1, 0])
+    >>> s["accuracy"], s["agreement"], s["unparsed"]
+    (0.5, 0.5, 1)
+    """
+    y = np.asarray(labels, dtype=int)
+    a = np.asarray(choices_original, dtype=int)
+    b = np.asarray(choices_swapped, dtype=int)
+    if not (y.shape == a.shape == b.shape) or y.ndim != 1:
+        raise ValueError(f"labels and choices must be 1-d and of equal length, got {y.shape}, {a.shape}, {b.shape}")
+    if not np.isin(y, (1, 2)).all() or not np.isin(a, (0, 1, 2)).all() or not np.isin(b, (0, 1, 2)).all():
+        raise ValueError("labels must be 1|2 and choices 0|1|2 (0 = unparseable)")
+    n = int(y.size)
+    if n == 0:
+        return {"accuracy": float("nan"), "correct_original": float("nan"), "correct_swapped": float("nan"),
+                "correct_both": float("nan"), "agreement": float("nan"), "unparsed": 0, "n": 0}
+    ok_a, ok_b = a == y, b == y
+    return {
+        "accuracy": float((ok_a.sum() + ok_b.sum()) / 2 / n),
+        "correct_original": float(ok_a.mean()),
+        "correct_swapped": float(ok_b.mean()),
+        "correct_both": float((ok_a & ok_b).mean()),
+        "agreement": float((a == b).mean()),
+        "unparsed": int((a == 0).sum() + (b == 0).sum()),
+        "n": n,
+    }
+
+
+def resolve_data_dir(data_dir: str | Path | None = None) -> Path | None:
+    """`data_dir`, else $SELBENCH_LLMBAR_DIR, else `../shared/data/llmbar` from the working directory."""
+    if data_dir is not None:
+        path = Path(data_dir)
+        if not path.is_dir():
+            raise InputError("LLMBar data folder not found", path=str(path), field="data-dir")
+        return path
+    if os.environ.get(DATA_ENV):
+        path = Path(os.environ[DATA_ENV])
+        if not path.is_dir():
+            raise InputError(f"${DATA_ENV} is not a folder", path=str(path), field=DATA_ENV)
+        return path
+    default = Path.cwd().parent / "shared" / "data" / "llmbar"
+    return default if default.is_dir() else None
+
+
+def _read_set(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise InputError("LLMBar set file not found", path=str(path))
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON: {exc.msg}", path=str(path), line=exc.lineno) from None
+    if not isinstance(rows, list):
+        raise InputError("expected a JSON list of instances", path=str(path))
+    for i, row in enumerate(rows):
+        where = {"path": str(path), "line": None}
+        if not isinstance(row, dict):
+            raise InputError(f"record {i}: expected an object", **where)
+        for key in ("input", "output_1", "output_2"):
+            if not isinstance(row.get(key), str):
+                raise InputError(f"record {i}: missing or not a string", field=key, **where)
+        if row.get("label") not in (1, 2, "1", "2"):
+            raise InputError(f"record {i}: label {row.get('label')!r} must be 1 or 2", field="label", **where)
+    return [{"input": r["input"], "output_1": r["output_1"], "output_2": r["output_2"], "label": int(r["label"])}
+            for r in rows]
+
+
+def _load_from_hub(set_name: str) -> list[dict[str, Any]]:
+    """One set from `hf://princeton-nlp/LLMBar` (its parquet export; split names not verified offline)."""
+    from datasets import load_dataset
+
+    split = "Natural" if set_name == "Natural" else f"Adversarial_{set_name}"
+    try:
+        ds = load_dataset(HUB_DATASET, "LLMBar", split=split, revision="refs/convert/parquet")
+    except Exception as exc:  # noqa: BLE001 - any hub failure means "no data here": say what to do instead
+        raise InputError(f"LLMBar data not found locally and {HUB_DATASET} could not be loaded ({type(exc).__name__}); "
+                         f"pass --data-dir or set ${DATA_ENV} to a copy of LLMBar's Dataset/LLMBar folder",
+                         field="data-dir") from None
+    return [{"input": r["input"], "output_1": r["output_1"], "output_2": r["output_2"], "label": int(r["label"])}
+            for r in ds]
+
+
+def load_llmbar(subset: str, data_dir: str | Path | None = None) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
+    """The subset's sets as {set name: instances} and {set name: sha256 of its source}."""
+    if subset not in SUBSETS:
+        raise InputError(f"subset {subset!r} is not one of {sorted(SUBSETS)}", field="subset")
+    root = resolve_data_dir(data_dir)
+    sets, hashes = {}, {}
+    for name in SUBSETS[subset]:
+        if root is not None:
+            path = root / SET_FOLDERS[name] / "dataset.json"
+            sets[name], hashes[name] = _read_set(path), sha256_file(path)
+        else:
+            sets[name] = _load_from_hub(name)
+            hashes[name] = sha256_json(sets[name])
+    return sets, hashes
+
+
+# --- the judge model: resolving, fingerprinting, greedy generation, answer probabilities -----------------
+
+
+def model_identity(model: Any) -> tuple[str, str]:
+    """(spec, fingerprint) of a model spec or a loaded (model, tokenizer) pair, without loading a spec.
+
+    A spec is fingerprinted by its files (`selbench.assets.fingerprint`), a loaded pair by its weights.
+    """
+    if isinstance(model, (tuple, list)) and len(model) == 2:
+        return "<in-memory>", loaded_model_fingerprint(model[0], model[1])
+    from selbench.assets.fingerprint import model_fingerprint
+
+    return str(model), sha256_json(model_fingerprint(str(model)))
+
+
+def load_judge(model: Any) -> tuple[Any, Any]:
+    """(model, tokenizer) from a model spec, or the loaded pair itself."""
+    if isinstance(model, (tuple, list)) and len(model) == 2:
+        return model[0], model[1]
+    from selbench.assets import load_model
+
+    return load_model(str(model))
+
+
+def loaded_model_fingerprint(model: Any, tokenizer: Any) -> str:
+    """sha256 of the weights (names, dtypes, shapes, bytes), the tokenizer definition and the chat template."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}|{flat.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(memoryview(flat.view(torch.uint8).numpy()))
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    tok_def = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
+    digest.update(sha256_text(tok_def).encode())
+    digest.update(sha256_text(str(getattr(tokenizer, "chat_template", None))).encode())
+    return digest.hexdigest()
+
+
+def render_prompt_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
+    """Token ids of `messages` in the judge's chat template, ending with the assistant turn's opening.
+
+    Rendering is the generation backend's (`HFBackend.encode`), so both methods see the same prompt.
+    Without a chat template the messages are joined by a blank line, as the reference does for PaLM 2.
+    """
+    from selbench.generation.hf import HFBackend
+
+    return list(HFBackend(None, tokenizer).encode([messages])[0])
+
+
+def _batches_by_length(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length (longest first), which keeps padding small."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def _left_padded(ids: list[list[int]], pad_id: int) -> tuple[Any, Any]:
+    import torch
+
+    width = max(len(x) for x in ids)
+    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for row, x in enumerate(ids):
+        input_ids[row, width - len(x):] = torch.tensor(x, dtype=torch.long)
+        mask[row, width - len(x):] = 1
+    return input_ids, mask
+
+
+def _pad_id(tokenizer: Any) -> int:
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if pad is None:
+        raise InputError("the tokenizer has neither a pad nor an EOS token", field="model")
+    return int(pad)
+
+
+def greedy_generate(model: Any, tokenizer: Any, prompts: list[list[dict[str, str]]], max_new_tokens: int,
+                    batch_size: int) -> tuple[list[str], int]:
+    """Greedy completions of chat prompts with the HF backend (length-sorted, left-padded batches).
+
+    The text is decoded without special tokens, ending at EOS or the chat end token. Returns the
+    completions in the prompts' order and the number of tokens processed (prompt + new).
+    """
+    from selbench.generation.base import GenerationConfig
+    from selbench.generation.hf import HFBackend
+
+    backend = HFBackend(model, tokenizer, progress=True)
+    texts = backend.generate(prompts, GenerationConfig.greedy(max_new_tokens=max_new_tokens, batch_size=batch_size))
+    return texts, backend.stats["prompt_tokens"] + backend.stats["new_tokens"]
+
+
+def answer_logprobs(model: Any, tokenizer: Any, prompts: list[list[dict[str, str]]], answers: tuple[str, str],
+                    batch_size: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Log-probabilities of the two answers' first differing tokens, after the prompt and their shared tokens.
+
+    One forward pass per prompt: the input is the rendered prompt followed by the tokens both answers
+    start with ("Output (" for LLMBar), and the two numbers are the log-softmax of the last position at
+    the first token where the answers differ. Returns (logp_first, logp_second, tokens processed).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    first, second = (list(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers)
+    shared = 0
+    while shared < min(len(first), len(second)) and first[shared] == second[shared]:
+        shared += 1
+    if shared == len(first) or shared == len(second):
+        raise ValueError(f"answers {answers!r} tokenize to a prefix of one another; cannot compare them")
+    ids = [render_prompt_ids(tokenizer, p) + first[:shared] for p in prompts]
+    logp = np.zeros((len(ids), 2), dtype=np.float64)
+    pad = _pad_id(tokenizer)
+    device = next(model.parameters()).device
+    for batch in tqdm(_batches_by_length([len(x) for x in ids], batch_size), desc="llmbar score", disable=None):
+        input_ids, mask = _left_padded([ids[i] for i in batch], pad)
+        # Left padding needs explicit positions, or every padded row would be shifted.
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        with torch.inference_mode():
+            logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device),
+                           position_ids=positions.to(device), logits_to_keep=1).logits
+        scores = torch.log_softmax(logits[:, -1, :].float(), dim=-1)
+        pair = scores[:, [first[shared], second[shared]]].cpu().numpy()
+        logp[batch] = pair
+    return logp[:, 0], logp[:, 1], sum(len(x) for x in ids)
+
+
+def _flip(choice: int) -> int:
+    return {1: 2, 2: 1, 0: 0}[choice]
+
+
+def _auxiliary_texts(model: Any, tokenizer: Any, instances: list[dict[str, Any]], strategy: PromptStrategy,
+                     batch_size: int) -> tuple[list[dict[str, str]], int]:
+    """Generate each auxiliary input (questions, reference output) once per instance."""
+    filled: list[dict[str, str]] = [{} for _ in instances]
+    tokens = 0
+    for aux in strategy.auxiliaries:
+        prompts = [[{"role": "system", "content": aux.system.strip()},
+                    {"role": "user", "content": aux.user.format(input=x["input"]).strip()}] for x in instances]
+        texts, n_tok = greedy_generate(model, tokenizer, prompts, aux.max_new_tokens, batch_size)
+        tokens += n_tok
+        for row, text in zip(filled, texts, strict=True):
+            row[aux.name] = text.strip()
+    return filled, tokens
+
+
+def debate_explanations(completion_original: str, completion_swapped: str, choice_original: int,
+                        choice_swapped: int) -> tuple[tuple[str, str], tuple[str, str]]:
+    """The two debaters' explanations for the synthesis prompt, in the original and in the swapped order.
+
+    Swap and synthesize (reference `annotate`, `SwapBased` branch): the CoT judgments of the two orders
+    chose different outputs (`choice_*` in the dataset's numbering, {1, 2}). Assistant (a) defends
+    whichever output is shown as Output (a); an explanation written while the outputs were shown in the
+    other order has "Output (a)" and "Output (b)" exchanged.
+
+    >>> debate_explanations("Output (a) is better.", "Output (a) is better.", 1, 2)
+    (('Output (a) is better.', 'Output (b) is better.'), ('Output (a) is better.', 'Output (b) is better.'))
+    """
+    if {choice_original, choice_swapped} != {1, 2}:
+        raise ValueError(f"no conflict to synthesize: choices {choice_original} and {choice_swapped}")
+    written_swapped = {choice_original: False, choice_swapped: True}  # which order argued for output 1 / 2
+    by_winner = {choice_original: completion_original, choice_swapped: completion_swapped}
+    orders = []
+    for swapped in (False, True):
+        for_1, for_2 = (by_winner[w] if written_swapped[w] == swapped else swap_output_names(by_winner[w])
+                        for w in (1, 2))
+        orders.append((for_1, for_2) if not swapped else (for_2, for_1))
+    return orders[0], orders[1]
+
+
+def _judge_swap(model: Any, tokenizer: Any, instances: list[dict[str, Any]], config: LLMBarConfig,
+                strategy: PromptStrategy) -> tuple[list[dict[str, Any]], int]:
+    """Swap and synthesize: the first-stage strategy in both orders, a debate review where they conflict."""
+    assert strategy.first_stage is not None, f"{strategy.name} has no first stage"
+    first, tokens = judge(model, tokenizer, instances, replace(config, strategy=strategy.first_stage))
+    records = [{"label": r["label"], "first_stage": dict(r), "choice_original": r["choice_original"],
+                "choice_swapped": r["choice_swapped"]} for r in first]
+    conflicts = [i for i, r in enumerate(first) if {r["choice_original"], r["choice_swapped"]} == {1, 2}]
+    prompts = []
+    for i in conflicts:
+        x, r = instances[i], first[i]
+        (a1, a2), (b1, b2) = debate_explanations(r["completion_original"], r["completion_swapped"],
+                                                 r["choice_original"], r["choice_swapped"])
+        prompts.append(strategy.messages(x["input"], x["output_1"], x["output_2"], explanation_1=a1, explanation_2=a2))
+        prompts.append(strategy.messages(x["input"], x["output_2"], x["output_1"], explanation_1=b1, explanation_2=b2))
+    if prompts:
+        texts, n_tok = greedy_generate(model, tokenizer, prompts, strategy.max_new_tokens, config.batch_size)
+        tokens += n_tok
+        for j, i in enumerate(conflicts):
+            rec = records[i]
+            rec["completion_original"], rec["completion_swapped"] = texts[2 * j].strip(), texts[2 * j + 1].strip()
+            rec["choice_original"] = strategy.parse(rec["completion_original"]) or 0
+            rec["choice_swapped"] = _flip(strategy.parse(rec["completion_swapped"]) or 0)
+    return records, tokens
+
+
+def judge(model: Any, tokenizer: Any, instances: list[dict[str, Any]], config: LLMBarConfig) -> tuple[list[dict[str, Any]], int]:
+    """Judge each instance in both orders; returns per-instance records and model tokens processed."""
+    strategy = STRATEGIES[config.strategy]
+    if strategy.first_stage is not None:
+        return _judge_swap(model, tokenizer, instances, config, strategy)
+    aux, tokens = _auxiliary_texts(model, tokenizer, instances, strategy, config.batch_size)
+    prompts = []
+    for x, extra in zip(instances, aux, strict=True):
+        prompts.append(strategy.messages(x["input"], x["output_1"], x["output_2"], **extra))
+        prompts.append(strategy.messages(x["input"], x["output_2"], x["output_1"], **extra))
+    records = [{"label": x["label"], **({"auxiliary": extra} if extra else {})} for x, extra in zip(instances, aux, strict=True)]
+    if config.method == "generate":
+        texts, n_tok = greedy_generate(model, tokenizer, prompts, strategy.max_new_tokens, config.batch_size)
+        tokens += n_tok
+        for i, rec in enumerate(records):
+            first, second = texts[2 * i].strip(), texts[2 * i + 1].strip()
+            rec["completion_original"], rec["completion_swapped"] = first, second
+            rec["choice_original"] = strategy.parse(first) or 0
+            rec["choice_swapped"] = _flip(strategy.parse(second) or 0)
+    else:
+        lp_a, lp_b, n_tok = answer_logprobs(model, tokenizer, prompts, ("Output (a)", "Output (b)"), config.batch_size)
+        tokens += n_tok
+        for i, rec in enumerate(records):
+            picks = [1 if lp_a[j] >= lp_b[j] else 2 for j in (2 * i, 2 * i + 1)]
+            rec["logprob_original"] = [float(lp_a[2 * i]), float(lp_b[2 * i])]
+            rec["logprob_swapped"] = [float(lp_a[2 * i + 1]), float(lp_b[2 * i + 1])]
+            rec["choice_original"], rec["choice_swapped"] = picks[0], _flip(picks[1])
+    return records, tokens
+
+
+def _statistics(records: list[dict[str, Any]]) -> dict[str, Any]:
+    return llmbar_statistics([r["label"] for r in records], [r["choice_original"] for r in records],
+                             [r["choice_swapped"] for r in records])
+
+
+def cache_key(config: LLMBarConfig, model_fp: str, data_hashes: dict[str, str]) -> str:
+    """The step key of one LLMBar run: config, judge fingerprint and the data's hashes."""
+    from selbench.runner.store import step_key
+
+    return step_key(STEP, VERSION, asdict(config), {"model": model_fp, "data": data_hashes})
+
+
+def evaluate(model: Any, subset: str = "natural", *, strategy: str = "vanilla_rules", method: str = "generate",
+             limit: int | None = None, batch_size: int = 8, data_dir: str | Path | None = None,
+             store: Any = None) -> dict[str, Any]:
+    """Run LLMBar on `model` (a model spec, or a loaded (model, tokenizer) pair); cached.
+
+    Returns the pooled statistics (`accuracy`, `agreement`, `unparsed`, `n`, ...), `per_set` statistics,
+    and `cached`, `seconds`, `key`, `path` (the step folder holding `results.jsonl`).
+    """
+    from selbench.cost import CostMeter
+    from selbench.runner.store import StepStore, write_text_atomic
+
+    config = LLMBarConfig(subset=subset, strategy=strategy, method=method, limit=limit, batch_size=batch_size)
+    sets, hashes = load_llmbar(subset, data_dir)
+    if limit is not None:
+        sets = {name: rows[:limit] for name, rows in sets.items()}
+    spec, fingerprint = model_identity(model)
+    inputs = {"model": fingerprint, "data": hashes}
+    store = store or StepStore()
+    key = cache_key(config, fingerprint, hashes)
+    started = time.time()
+
+    def compute(tmp: Path) -> dict[str, Any]:
+        judge_model, tokenizer = load_judge(model)
+        flat = [dict(x, set=name) for name in sets for x in sets[name]]
+        partial = store.partial_dir(STEP, key)
+        pooled: list[dict[str, Any]] = []
+        tokens = 0
+        with CostMeter(STEP) as meter:
+            # Shards of instances, each saved when judged, so an interrupted run resumes where it stopped.
+            for start in range(0, len(flat), SHARD_SIZE):
+                shard_file = partial / f"shard-{start // SHARD_SIZE:05d}.jsonl"
+                if shard_file.is_file():
+                    pooled.extend(json.loads(line) for line in shard_file.read_text(encoding="utf-8").splitlines())
+                    continue
+                chunk = flat[start:start + SHARD_SIZE]
+                records, n_tok = judge(judge_model, tokenizer, chunk, config)
+                tokens += n_tok
+                for rec, x in zip(records, chunk, strict=True):
+                    rec["set"] = x["set"]
+                write_text_atomic(shard_file, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+                pooled.extend(records)
+                log.info("llmbar: %d/%d instances judged", min(start + SHARD_SIZE, len(flat)), len(flat))
+            meter.add_tokens(tokens)
+        write_text_atomic(tmp / "results.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in pooled))
+        per_set = {name: _statistics([r for r in pooled if r["set"] == name]) for name in sets}
+        return {**_statistics(pooled), "per_set": per_set, "tokens": tokens, "model_spec": spec,
+                "cost": meter.record.to_dict()}
+
+    result = store.run(STEP, VERSION, asdict(config), inputs, compute)
+    stats = dict(result.stats)
+    return {**stats, "subset": subset, "strategy": strategy, "method": method, "cached": result.cached,
+            "seconds": round(time.time() - started, 3), "key": result.key, "path": str(result.path)}

@@ -1,0 +1,232 @@
+"""Open LLM Leaderboard tasks through lm-evaluation-harness, on our loaded model.
+
+Tasks: MMLU, ARC-Easy, ARC-Challenge, WinoGrande, TruthfulQA (MC1, MC2), HellaSwag, run with
+`lm_eval.simple_evaluate` on `lm_eval.models.huggingface.HFLM(pretrained=<loaded model>)`, one task at a
+time so that each (model, task, setting, limit) is cached on its own.
+
+Two named settings:
+
+* `study` — as Diddee & Ippolito's released script ran it (ippolito-cmu/ChasingRandom
+  `src/evaluation/openllm_simple_evaluate.py`): 5-shot for every task, `max_length=1024`, and the
+  reported number is `acc` for every task (their `eval_harness_summary_compiler` reads `acc,none`, which
+  for `truthfulqa_mc2` is MC2). Their script loaded models in 4-bit NF4 with bitsandbytes on a GPU; we
+  note this but run the model in the precision it was loaded with. (Their README's command-line variant
+  used `max_length=2048` and each task's default shots; the script is what we reproduce.)
+* `leaderboard` — the Open LLM Leaderboard v1 (Beeching et al., 2023): ARC 25-shot `acc_norm`,
+  HellaSwag 10-shot `acc_norm`, MMLU 5-shot `acc`, TruthfulQA 0-shot `mc2` (TruthfulQA MC1, not on the
+  leaderboard, 0-shot `acc`), WinoGrande 5-shot `acc`; the model's own maximum length.
+
+Tasks outside this list (e.g. local definitions passed with `include_path`) run with the setting's
+default shots (study: 5; leaderboard: the task's own default) and report `acc`. Chat templates are not
+applied, as in both references. lm-eval's real tasks read their data from the hub; offline, only local
+task definitions can run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from selbench.errors import InputError
+
+log = logging.getLogger(__name__)
+
+STEP = "eval:openllm"
+VERSION = 1
+OPENLLM_TASKS = ("mmlu", "arc_easy", "arc_challenge", "winogrande", "truthfulqa_mc1", "truthfulqa_mc2", "hellaswag")
+ALIASES = {"truthfulqa": ("truthfulqa_mc1", "truthfulqa_mc2"), "arc": ("arc_easy", "arc_challenge")}
+
+
+@dataclass(frozen=True)
+class OpenLLMSetting:
+    """Shots, headline metric and context length of one named way of running the tasks.
+
+    Args:
+        name: setting name.
+        shots: few-shot count per known task.
+        metrics: headline metric per known task (lm-eval metric name, filter "none").
+        default_shots: shots for tasks not in `shots` (None: the task's own default).
+        max_length: HFLM's maximum sequence length (None: the model's).
+    """
+
+    name: str
+    shots: Mapping[str, int] = field(default_factory=dict)
+    metrics: Mapping[str, str] = field(default_factory=dict)
+    default_shots: int | None = None
+    max_length: int | None = None
+
+    def __post_init__(self) -> None:
+        bad = {t: n for t, n in self.shots.items() if not isinstance(n, int) or n < 0}
+        if bad:
+            raise ValueError(f"OpenLLMSetting.shots={bad}: shots must be integers >= 0")
+
+    def num_fewshot(self, task: str) -> int | None:
+        return self.shots.get(task, self.default_shots)
+
+    def metric(self, task: str) -> str:
+        return self.metrics.get(task, "acc")
+
+
+SETTINGS: dict[str, OpenLLMSetting] = {
+    "study": OpenLLMSetting("study", shots={t: 5 for t in OPENLLM_TASKS}, metrics={t: "acc" for t in OPENLLM_TASKS},
+                            default_shots=5, max_length=1024),
+    "leaderboard": OpenLLMSetting(
+        "leaderboard",
+        shots={"arc_easy": 25, "arc_challenge": 25, "hellaswag": 10, "mmlu": 5, "truthfulqa_mc1": 0,
+               "truthfulqa_mc2": 0, "winogrande": 5},
+        metrics={"arc_easy": "acc_norm", "arc_challenge": "acc_norm", "hellaswag": "acc_norm", "mmlu": "acc",
+                 "truthfulqa_mc1": "acc", "truthfulqa_mc2": "acc", "winogrande": "acc"},
+    ),
+}
+
+
+def parse_tasks(tasks: str | Sequence[str]) -> list[str]:
+    """Task names from "a,b" or a list, aliases expanded, duplicates dropped, order kept.
+
+    >>> parse_tasks("arc,mmlu,arc_easy")
+    ['arc_easy', 'arc_challenge', 'mmlu']
+    """
+    names = [t.strip() for t in (tasks.split(",") if isinstance(tasks, str) else tasks) if t.strip()]
+    if not names:
+        raise InputError("no task given", field="tasks")
+    out: list[str] = []
+    for name in names:
+        for task in ALIASES.get(name, (name,)):
+            if task not in out:
+                out.append(task)
+    return out
+
+
+def headline(results: Mapping[str, Any], task: str, metric: str) -> float:
+    """The `metric` of `task` (filter "none") from lm-eval's `results` section."""
+    row = results.get(task)
+    if row is None or f"{metric},none" not in row:
+        raise KeyError(f"lm-eval returned no {metric!r} for task {task!r} (got {sorted(row or {})})")
+    return float(row[f"{metric},none"])
+
+
+def task_manager(include_path: str | Path | None, tasks: Sequence[str] = ()) -> Any:
+    """lm-eval's task index; only the local folder's when it defines every task asked for.
+
+    Indexing lm-eval's ~15k built-in task definitions takes most of a minute on a small CPU, so it is
+    skipped when the local folder suffices.
+    """
+    from lm_eval.tasks import TaskManager
+
+    if include_path is None:
+        return TaskManager()
+    path = Path(include_path)
+    if not path.is_dir():
+        raise InputError("task folder not found", path=str(path), field="include-path")
+    local = TaskManager(include_path=str(path.resolve()), include_defaults=False)
+    if tasks and all(t in local.all_tasks for t in tasks):
+        return local
+    return TaskManager(include_path=str(path.resolve()))
+
+
+def build_lm(model: Any, tokenizer: Any, batch_size: int, max_length: int | None) -> Any:
+    """lm-eval's HF wrapper around an already loaded model."""
+    from lm_eval.models.huggingface import HFLM
+
+    return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length,
+                device=str(model.device))
+
+
+def run_task(lm: Any, task: str, *, num_fewshot: int | None, limit: int | None, manager: Any,
+             log_samples: bool = False) -> dict[str, Any]:
+    """One `simple_evaluate` call; returns its JSON-safe parts (results, configs, n-samples, versions).
+
+    With `log_samples`, also `loglikelihoods`: per subtask, per document id, the log-likelihood of each
+    choice (multiple-choice tasks).
+    """
+    import lm_eval
+
+    if task not in manager.all_tasks:
+        raise InputError(f"unknown lm-eval task {task!r} (use --include-path for local task definitions)",
+                         field="tasks")
+    try:
+        out = lm_eval.simple_evaluate(model=lm, tasks=[task], num_fewshot=num_fewshot, limit=limit,
+                                      task_manager=manager, log_samples=log_samples)
+    except ConnectionError as exc:  # `datasets` raises this subclass of OSError when the hub is unreachable
+        raise RuntimeError(f"task {task!r} could not load its data ({exc}); lm-eval's tasks read their data from "
+                           "the hub: go online, or run local task definitions with --include-path") from exc
+    keep = ("results", "groups", "group_subtasks", "configs", "versions", "n-shot", "higher_is_better", "n-samples")
+    raw = json.loads(json.dumps({k: out[k] for k in keep if k in out}, default=str))
+    if log_samples:
+        raw["loglikelihoods"] = {
+            name: {int(s["doc_id"]): [float(r[0]) for r in s["filtered_resps"]] for s in samples}
+            for name, samples in out.get("samples", {}).items()
+        }
+    return raw
+
+
+def _n_docs(raw: Mapping[str, Any]) -> int:
+    return int(sum(v.get("effective", 0) for v in raw.get("n-samples", {}).values()))
+
+
+def cache_inputs(model_fp: str, include_path: str | Path | None) -> dict[str, Any]:
+    """What besides the config keys a task's result: the model and, for local tasks, their definitions."""
+    from selbench.hashing import sha256_tree
+
+    return {"model": model_fp, "tasks_dir": sha256_tree(include_path) if include_path is not None else None}
+
+
+def cache_config(task: str, setting: OpenLLMSetting, limit: int | None, batch_size: int) -> dict[str, Any]:
+    return {"task": task, "setting": setting.name, "num_fewshot": setting.num_fewshot(task),
+            "metric": setting.metric(task), "max_length": setting.max_length, "limit": limit,
+            "batch_size": batch_size, "lm_eval": version("lm_eval")}
+
+
+def evaluate(model: Any, tasks: str | Sequence[str] = ",".join(OPENLLM_TASKS), *, setting: str = "study",
+             limit: int | None = None, include_path: str | Path | None = None, batch_size: int = 8,
+             store: Any = None) -> dict[str, Any]:
+    """Run the tasks on `model` (spec or loaded (model, tokenizer) pair), each cached on its own.
+
+    Returns one key per task (the setting's headline metric, in [0, 1]) plus `details` (per task: metric,
+    shots, n, all lm-eval metrics, cached), `setting` and `seconds`.
+    """
+    from selbench.cost import CostMeter
+    from selbench.evaluation.llmbar import load_judge, model_identity
+    from selbench.runner.store import StepStore
+
+    if setting not in SETTINGS:
+        raise InputError(f"setting {setting!r} is not one of {sorted(SETTINGS)}", field="setting")
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise InputError(f"limit {limit!r} must be an integer >= 1", field="limit")
+    chosen = SETTINGS[setting]
+    names = parse_tasks(tasks)
+    manager = task_manager(include_path, names)
+    unknown = [t for t in names if t not in manager.all_tasks]
+    if unknown:
+        raise InputError(f"unknown lm-eval task(s) {unknown} (local definitions: --include-path DIR)", field="tasks")
+    spec, fingerprint = model_identity(model)
+    inputs = cache_inputs(fingerprint, include_path)
+    store = store or StepStore()
+    started = time.time()
+    lm = None
+    out: dict[str, Any] = {}
+    details: dict[str, Any] = {}
+    for task in names:
+        def compute(tmp: Path, task: str = task) -> dict[str, Any]:
+            nonlocal lm
+            if lm is None:  # load only when some task is not cached
+                lm = build_lm(*load_judge(model), batch_size, chosen.max_length)
+            with CostMeter(f"{STEP}:{task}") as meter:
+                raw = run_task(lm, task, num_fewshot=chosen.num_fewshot(task), limit=limit, manager=manager)
+            (tmp / "results.json").write_text(json.dumps(raw, indent=2, sort_keys=True), encoding="utf-8")
+            value = headline(raw["results"], task, chosen.metric(task))
+            return {"value": value, "n": _n_docs(raw), "metrics": raw["results"].get(task, {}), "model_spec": spec,
+                    "cost": meter.record.to_dict()}
+
+        result = store.run(STEP, VERSION, cache_config(task, chosen, limit, batch_size), inputs, compute)
+        out[task] = result.stats["value"]
+        details[task] = {"metric": chosen.metric(task), "num_fewshot": chosen.num_fewshot(task),
+                         "n": result.stats["n"], "metrics": result.stats["metrics"], "cached": result.cached,
+                         "path": str(result.path)}
+    return {**out, "details": details, "setting": setting, "seconds": round(time.time() - started, 3)}

@@ -1,0 +1,286 @@
+"""LLMBar: prompt rendering, the reference's parsing and statistics, the judge on tiny models, caching."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from selbench.errors import InputError
+from selbench.evaluation.llmbar import (
+    LLMBarConfig,
+    answer_logprobs,
+    cache_key,
+    evaluate,
+    greedy_generate,
+    llmbar_statistics,
+    load_llmbar,
+    loaded_model_fingerprint,
+    render_prompt_ids,
+)
+from selbench.evaluation.llmbar_prompts import STRATEGIES
+
+
+@pytest.mark.parametrize(
+    ("strategy", "completion", "expected"),
+    [
+        ("vanilla_rules", "Output (a)", 1),
+        ("vanilla_rules", "Output (b)", 2),
+        ("vanilla_rules", "  Output (b) is the better one", 2),
+        ("vanilla_rules", "Sure!\nOutput (b)", 2),
+        ("vanilla_rules", "Sure!\n Output (a)", 1),
+        ("vanilla_rules", "I prefer Output (a)", None),  # not at a line start
+        ("vanilla_rules", "Output (b)\nOutput (a)", 1),  # "Output (a)" is tried first, as in the reference
+        ("vanilla_rules", "Output (A)", None),
+        ("vanilla_rules", "Output a", None),
+        ("vanilla", "\n\nOutput (a)", 1),
+        ("cot", "Output (a) misses the point. Therefore, Output (b) is better.", 2),
+        ("cot", "Therefore, Output (a) is better!", 1),  # the reference's "." matches any character
+        ("cot", "Therefore, Output (a) is better", None),
+        ("cot", "Output (b)", None),
+    ],
+)
+def test_parse_uses_reference_regexes(strategy, completion, expected):
+    assert STRATEGIES[strategy].parse(completion) == expected
+
+
+def test_statistics_on_hand_computed_arrays():
+    labels = [1, 2, 1, 2, 1]
+    original = [1, 2, 2, 0, 1]  # correct: T T F F T -> 3/5
+    swapped = [1, 1, 2, 0, 0]  # correct: T F F F F -> 1/5
+    stats = llmbar_statistics(labels, original, swapped)
+    assert stats["accuracy"] == pytest.approx(0.4)  # (3 + 1) / 2 / 5
+    assert stats["correct_original"] == pytest.approx(0.6)
+    assert stats["correct_swapped"] == pytest.approx(0.2)
+    assert stats["correct_both"] == pytest.approx(0.2)
+    assert stats["agreement"] == pytest.approx(0.6)  # 1=1, 2≠1, 2=2, 0=0 (two unparsed agree), 1≠0
+    assert stats["unparsed"] == 3
+    assert stats["n"] == 5
+
+
+def test_statistics_reject_bad_values():
+    with pytest.raises(ValueError, match="labels must be"):
+        llmbar_statistics([3], [1], [1])
+    with pytest.raises(ValueError, match="equal length"):
+        llmbar_statistics([1, 2], [1], [1])
+
+
+def test_vanilla_rules_prompt_has_the_reference_structure():
+    msgs = STRATEGIES["vanilla_rules"].messages("Say {hi}.", "hello", "bye")
+    assert [m["role"] for m in msgs] == ["system", "user"]
+    assert msgs[0]["content"].startswith("You are a helpful assistant in evaluating the quality of the outputs")
+    user = msgs[1]["content"]
+    assert user.startswith("Select the Output (a) or Output (b) that is better for the given instruction.")
+    assert "Here are some rules of the evaluation:\n(1)" in user and "(3) You should avoid any potential bias" in user
+    assert "# Instruction:\nSay {hi}.\n\n# Output (a):\nhello\n\n# Output (b):\nbye\n\n# Which is better" in user
+    assert user.endswith('Your response should be either "Output (a)" or "Output (b)":')
+    no_rules = STRATEGIES["vanilla"].messages("Say {hi}.", "hello", "bye")[1]["content"]
+    rules_block = user[user.index("Here are some rules"):user.index("Do NOT provide")]
+    assert no_rules == user.replace(rules_block, "")
+    metrics = STRATEGIES["metrics_reference"].messages("i", "a", "b", auxiliary_metrics="Q1?",
+                                                        auxiliary_reference="R")[1]["content"]
+    assert metrics.index("# Questions about Outputs:") < metrics.index("Q1?") < metrics.index("# A reference output")
+
+
+def test_prompt_goes_into_the_judges_chat_template(tiny_model):
+    _, tok = tiny_model
+    msgs = STRATEGIES["vanilla"].messages("inst", "A", "B")
+    text = tok.decode(render_prompt_ids(tok, msgs))
+    assert text.startswith("<|im_start|>system\nYou are a helpful assistant")
+    assert "<|im_end|>\n<|im_start|>user\nSelect the Output (a)" in text
+    assert text.endswith('"Output (b)":<|im_end|>\n<|im_start|>assistant\n')
+
+
+def test_config_validation_names_the_field():
+    with pytest.raises(InputError, match="subset"):
+        LLMBarConfig(subset="hard")
+    with pytest.raises(InputError, match="reasons first"):
+        LLMBarConfig(strategy="cot", method="logprob")
+    with pytest.raises(InputError, match="limit"):
+        LLMBarConfig(limit=0)
+
+
+def test_load_shared_sets(shared_data):
+    natural, hashes = load_llmbar("natural", shared_data / "llmbar")
+    assert len(natural["Natural"]) == 100 and set(hashes) == {"Natural"}
+    adversarial, _ = load_llmbar("adversarial", shared_data / "llmbar")
+    assert {k: len(v) for k, v in adversarial.items()} == {"GPTInst": 92, "GPTOut": 47, "Manual": 46, "Neighbor": 134}
+
+
+def test_bad_record_is_one_input_error(tmp_path):
+    (tmp_path / "Natural").mkdir()
+    (tmp_path / "Natural" / "dataset.json").write_text(json.dumps([{"input": "x", "output_1": "a", "output_2": "b",
+                                                                     "label": 3}]))
+    with pytest.raises(InputError) as err:
+        load_llmbar("natural", tmp_path)
+    assert err.value.field == "label" and "dataset.json" in str(err.value.path)
+
+
+def test_batched_greedy_generation_matches_one_at_a_time(tiny_model):
+    model, tok = tiny_model
+    prompts = [STRATEGIES["vanilla"].messages("x" * n, "a", "b") for n in (1, 40, 7)]
+    batched, _ = greedy_generate(model, tok, prompts, max_new_tokens=6, batch_size=3)
+    single = [greedy_generate(model, tok, [p], max_new_tokens=6, batch_size=1)[0][0] for p in prompts]
+    assert batched == single
+
+
+def test_answer_logprobs_match_a_direct_forward_pass(tiny_model):
+    import torch
+
+    model, tok = tiny_model
+    prompts = [STRATEGIES["vanilla"].messages(text, "a", "b") for text in ("short", "a much longer instruction " * 5)]
+    lp_a, lp_b, _ = answer_logprobs(model, tok, prompts, ("Output (a)", "Output (b)"), batch_size=2)
+    ids_a = tok("Output (a)", add_special_tokens=False)["input_ids"]
+    ids_b = tok("Output (b)", add_special_tokens=False)["input_ids"]
+    k = next(i for i, (x, y) in enumerate(zip(ids_a, ids_b, strict=False)) if x != y)
+    for row, p in enumerate(prompts):
+        ids = torch.tensor([render_prompt_ids(tok, p) + ids_a[:k]])
+        with torch.inference_mode():
+            logp = torch.log_softmax(model(input_ids=ids).logits[0, -1].float(), dim=-1)
+        assert lp_a[row] == pytest.approx(float(logp[ids_a[k]]), abs=1e-4)
+        assert lp_b[row] == pytest.approx(float(logp[ids_b[k]]), abs=1e-4)
+
+
+@pytest.mark.parametrize("method", ["generate", "logprob"])
+def test_cli_end_to_end_on_tiny_model(tiny_model_dir, shared_data, method):
+    from selbench.cli.main import app
+
+    result = CliRunner().invoke(app, ["eval", "llmbar", "--model", str(tiny_model_dir), "--subset", "natural",
+                                      "--limit", "4", "--method", method, "--data-dir", str(shared_data / "llmbar"),
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["n"] == 4 and 0.0 <= out["accuracy"] <= 1.0 and 0.0 <= out["agreement"] <= 1.0
+    assert out["per_set"]["Natural"]["n"] == 4
+    rows = [json.loads(line) for line in (Path(out["path"]) / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 4
+    if method == "logprob":
+        assert out["unparsed"] == 0 and all(len(r["logprob_original"]) == 2 for r in rows)
+    else:
+        parsed = sum(r["choice_original"] != 0 for r in rows) + sum(r["choice_swapped"] != 0 for r in rows)
+        assert out["unparsed"] == 8 - parsed
+
+
+def test_cli_bad_subset_exits_2(tiny_model_dir):
+    from selbench.cli.main import app
+
+    result = CliRunner().invoke(app, ["eval", "llmbar", "--model", str(tiny_model_dir), "--subset", "hard"])
+    assert result.exit_code == 2 and "subset" in result.output
+
+
+def test_second_run_is_cached_and_key_follows_every_input(tiny_model, shared_data, tmp_path):
+    from selbench.assets.tiny import build_tiny_model
+
+    data = shared_data / "llmbar"
+    first = evaluate(tiny_model, "natural", method="logprob", limit=2, data_dir=data)
+    again = evaluate(tiny_model, "natural", method="logprob", limit=2, data_dir=data)
+    assert not first["cached"] and again["cached"] and again["key"] == first["key"]
+    assert again["accuracy"] == first["accuracy"]
+
+    config = LLMBarConfig(method="logprob", limit=2)
+    fp = loaded_model_fingerprint(*tiny_model)
+    _, hashes = load_llmbar("natural", data)
+    assert cache_key(config, fp, hashes) == first["key"]
+    keys = {cache_key(config, fp, hashes)}
+    for field, value in [("subset", "adversarial"), ("strategy", "vanilla"), ("method", "generate"), ("limit", 3),
+                         ("batch_size", 4)]:
+        keys.add(cache_key(replace(config, **{field: value}), fp, hashes))
+    keys.add(cache_key(config, loaded_model_fingerprint(*build_tiny_model(seed=1)), hashes))
+    model, tok = tiny_model
+    tok_copy = copy.deepcopy(tok)
+    tok_copy.chat_template = tok.chat_template.replace("<|im_start|>", "<|im_start|> ")
+    keys.add(cache_key(config, loaded_model_fingerprint(model, tok_copy), hashes))
+    # A changed data file changes the key.
+    edited = tmp_path / "llmbar"
+    shutil.copytree(data / "Natural", edited / "Natural")
+    (edited / "Natural" / "dataset.json").chmod(0o644)
+    rows = json.loads((edited / "Natural" / "dataset.json").read_text())
+    rows[0]["label"] = 3 - rows[0]["label"]
+    (edited / "Natural" / "dataset.json").write_text(json.dumps(rows))
+    keys.add(cache_key(config, fp, load_llmbar("natural", edited)[1]))
+    assert len(keys) == 9
+
+
+def test_weights_change_the_fingerprint(tiny_model):
+    import torch
+
+    model, tok = tiny_model
+    changed = copy.deepcopy(model)
+    with torch.no_grad():
+        next(changed.parameters()).view(-1)[0] += 1e-3
+    assert loaded_model_fingerprint(changed, tok) != loaded_model_fingerprint(model, tok)
+
+
+@pytest.mark.slow
+def test_smollm2_natural_limit_4(shared_data):
+    from selbench.cli.main import app
+
+    result = CliRunner().invoke(app, ["eval", "llmbar", "--model", "smollm2-135m-instruct", "--subset", "natural",
+                                      "--limit", "4", "--data-dir", str(shared_data / "llmbar"), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["n"] == 4 and 0 <= out["unparsed"] <= 8 and np.isfinite(out["accuracy"])
+
+
+def test_debate_explanations_rename_outputs_written_in_the_other_order():
+    from selbench.evaluation.llmbar import debate_explanations
+
+    # Original order preferred output 2 ("Output (b)"), swapped order preferred output 1 (shown there as (b)).
+    orig, swapped = "Output (a) is vague; Output (b) is better.", "output (a) rambles. Output (b) is better."
+    (a1, a2), (b1, b2) = debate_explanations(orig, swapped, 2, 1)
+    # Original order: Assistant (a) defends output 1, whose explanation was written in the swapped order.
+    assert (a1, a2) == ("output (b) rambles. Output (a) is better.", orig)
+    # Swapped order: output 2 is shown first; its explanation was written in the original order.
+    assert (b1, b2) == ("Output (b) is vague; Output (a) is better.", swapped)
+    with pytest.raises(ValueError, match="no conflict"):
+        debate_explanations(orig, swapped, 1, 1)
+
+
+def test_swap_prompt_places_the_debate_after_the_outputs():
+    user = STRATEGIES["swap"].messages("i", "A", "B", explanation_1="E1", explanation_2="E2")[1]["content"]
+    assert user.startswith("The two assistants, Assistant (a) and Assistant (b)")
+    assert user.index("# Output (b):\nB") < user.index("who thinks Output (a) is better:\nE1") < user.index(
+        "who thinks Output (b) is better:\nE2") < user.index("# Which is better")
+    assert STRATEGIES["swap"].first_stage == "cot" and STRATEGIES["cot"].max_new_tokens == 300
+
+
+def test_swap_strategy_runs_on_tiny_model(tiny_model, shared_data):
+    out = evaluate(tiny_model, "natural", strategy="swap", limit=1, data_dir=shared_data / "llmbar")
+    rows = [json.loads(line) for line in (Path(out["path"]) / "results.jsonl").read_text().splitlines()]
+    assert out["n"] == 1 and "first_stage" in rows[0] and "completion_original" in rows[0]["first_stage"]
+
+
+def test_model_spec_key_follows_the_model_files(tiny_model_dir, shared_data, tmp_path):
+    from selbench.assets.tiny import build_tiny_model
+
+    other = tmp_path / "other-tiny"
+    build_tiny_model(other, seed=1)
+    data = shared_data / "llmbar"
+    first = evaluate(str(tiny_model_dir), "natural", method="logprob", limit=1, data_dir=data)
+    second = evaluate(str(other), "natural", method="logprob", limit=1, data_dir=data)
+    assert first["key"] != second["key"] and not second["cached"]
+
+
+def test_interrupted_run_resumes_from_saved_shards(tiny_model, shared_data, monkeypatch):
+    import selbench.evaluation.llmbar as llmbar
+    from selbench.runner.store import StepStore
+
+    monkeypatch.setattr(llmbar, "SHARD_SIZE", 1)
+    data = shared_data / "llmbar"
+    sets, hashes = load_llmbar("natural", data)
+    config = LLMBarConfig(method="logprob", limit=2)
+    key = cache_key(config, llmbar.loaded_model_fingerprint(*tiny_model), hashes)
+    # A shard finished before the interruption (marked so we can see it was reused, not recomputed).
+    label = sets["Natural"][0]["label"]
+    done = {"label": label, "choice_original": label, "choice_swapped": label, "set": "Natural", "marker": True}
+    (StepStore().partial_dir("eval:llmbar", key) / "shard-00000.jsonl").write_text(json.dumps(done) + "\n")
+    out = evaluate(tiny_model, "natural", method="logprob", limit=2, data_dir=data)
+    rows = [json.loads(line) for line in (Path(out["path"]) / "results.jsonl").read_text().splitlines()]
+    assert out["key"] == key and rows[0].get("marker") is True and "logprob_original" in rows[1]
+    assert not (StepStore().root / "partial" / "eval:llmbar" / key).exists()  # progress dropped once complete
