@@ -192,7 +192,7 @@ def evaluate(model: Any, tasks: str | Sequence[str] = ",".join(OPENLLM_TASKS), *
     shots, n, all lm-eval metrics, cached), `setting` and `seconds`.
     """
     from selbench.cost import CostMeter
-    from selbench.evaluation.llmbar import load_judge, model_identity
+    from selbench.generation.judge_model import load_judge, model_identity
     from selbench.runner.store import StepStore
 
     if setting not in SETTINGS:
