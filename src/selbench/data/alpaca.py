@@ -18,6 +18,11 @@ FIELDS = ("instruction", "input", "output")
 
 def convert_alpaca(record: Mapping[str, Any], config: LoaderConfig) -> Example | Dropped:
     """One Alpaca record -> Example (`input` optional)."""
+    return convert_instruction_record(record, "alpaca")
+
+
+def convert_instruction_record(record: Mapping[str, Any], source: str) -> Example | Dropped:
+    """A flat {instruction, input?, output} record (Alpaca, flat Evol-Instruct) -> Example of `source`."""
     instruction = text_field(record, "instruction")
     if isinstance(instruction, Dropped):
         return instruction
@@ -27,7 +32,7 @@ def convert_alpaca(record: Mapping[str, Any], config: LoaderConfig) -> Example |
     output = text_field(record, "output")
     if isinstance(output, Dropped):
         return output
-    return Example(instruction=instruction, input=input_, output=output, source="alpaca", meta=extra_meta(record, FIELDS))
+    return Example(instruction=instruction, input=input_, output=output, source=source, meta=extra_meta(record, FIELDS))
 
 
 LOADER = Loader(name="alpaca", convert=convert_alpaca)

@@ -10,28 +10,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from selbench.data.alpaca import convert_instruction_record
 from selbench.data.base import Dropped, Loader, LoaderConfig
 from selbench.data.schema import Example
 from selbench.data.sharegpt import convert_conversation
-from selbench.data.validate import extra_meta, text_field
 
 
 def convert_evol(record: Mapping[str, Any], config: LoaderConfig) -> Example | Dropped:
     """One Evol-Instruct record (either release) -> Example."""
     if "conversations" in record:
         return convert_conversation(record, "evol")
-    instruction = text_field(record, "instruction")
-    if isinstance(instruction, Dropped):
-        return instruction
-    input_ = text_field(record, "input", required=False)
-    if isinstance(input_, Dropped):
-        return input_
-    output = text_field(record, "output")
-    if isinstance(output, Dropped):
-        return output
-    return Example(
-        instruction=instruction, input=input_, output=output, source="evol", meta=extra_meta(record, ("instruction", "input", "output"))
-    )
+    return convert_instruction_record(record, "evol")
 
 
 LOADER = Loader(name="evol", convert=convert_evol)
