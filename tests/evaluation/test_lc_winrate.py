@@ -152,7 +152,7 @@ def test_cli_rejects_malformed_annotations(tmp_path, bad, field):
         app, ["eval", "lc-winrate", "--annotations", str(path), "--difficulty", "estimate"]
     )
     assert result.exit_code == 2, result.output
-    assert f"{path}:4: field '{field}'" in result.output
+    assert f"{path}:5: field '{field}'" in result.output  # the 5th record, numbered from 1
 
 
 def test_cli_lc_winrate_json_on_a_shared_file(shared_data):

@@ -32,8 +32,9 @@ def debug_enabled() -> bool:
 
 
 def fail(message: str, code: int = 2) -> None:
-    """Print `error: message` on stderr and exit with `code`."""
-    typer.echo(f"error: {message}", err=True)
+    """Print `error: message` on stderr, on one line (multi-line messages are joined), and exit with `code`."""
+    one_line = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    typer.echo(f"error: {one_line}", err=True)
     raise typer.Exit(code)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 
 import typer
@@ -28,7 +30,9 @@ def demo(
     from selbench.runner.demo import DemoConfig, run_demo
 
     config = DemoConfig(out=out, budget=budget, train=not quick, ifeval_limit=0 if quick else ifeval_limit)
-    report = run_demo(config)
+    # Fine-tuning prints the HF Trainer's log dicts on stdout; stdout is reserved for the result.
+    with contextlib.redirect_stdout(sys.stderr):
+        report = run_demo(config)
     result = {"report": report["report"], "markdown": report["markdown"], "seconds": report["seconds"]}
     if as_json:
         emit(result, True)

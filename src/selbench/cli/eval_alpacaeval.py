@@ -78,8 +78,12 @@ def alpacaeval(
       selbench eval alpacaeval --model smollm2-135m-instruct --judge smollm2-135m-instruct \\
           --judge-base-url http://127.0.0.1:8000/v1 --limit 5
     """
+    from selbench.errors import InputError
     from selbench.evaluation.alpacaeval import evaluate
 
+    if annotations_out is not None and annotations_out.is_dir():  # checked before generating and judging
+        raise InputError("is a folder; expected the annotations' file path (FILE.json)", path=annotations_out,
+                         field="annotations-out")
     result = evaluate(
         model,
         judge=judge,

@@ -69,6 +69,8 @@ def register(app: typer.Typer) -> None:
             raise InputError("give exactly one of --responses FILE or --model M", field="responses")
         if setting not in SETTINGS:
             raise InputError(f"{setting!r} is not one of {', '.join(SETTINGS)}", field="setting")
+        if out is not None and out.exists() and not out.is_dir():
+            raise InputError("exists and is not a folder", path=out, field="out")
         generation = None
         if model is not None:
             if setting == "study":

@@ -75,11 +75,33 @@ _mount()
 
 
 def main() -> None:
+    """Console entry point: click's usage errors become one `error: ...` line and exit 2 (DESIGN.md)."""
+    try:  # typer >= 0.26 vendors click as typer._click; older typer uses click itself
+        from typer._click import exceptions as click_errors
+    except ImportError:  # pragma: no cover - depends on the installed typer
+        from click import exceptions as click_errors
+
     try:
-        app()
+        code = app(standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as exc:  # a bare group: typer has printed its help already
+        if exc.format_message().strip():
+            exc.show()
+        sys.exit(exc.exit_code)
+    except click_errors.UsageError as exc:  # unknown option or command, missing or bad value
+        message = " ".join(exc.format_message().split())
+        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        sys.stderr.write(f"error: {message}{where}\n")
+        sys.exit(2)
+    except click_errors.ClickException as exc:
+        sys.stderr.write(f"error: {' '.join(exc.format_message().split())}\n")
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.stderr.write("error: aborted\n")
+        sys.exit(1)
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

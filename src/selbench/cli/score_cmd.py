@@ -50,8 +50,11 @@ def length(
 ) -> None:
     """Response length (the `output` field; for multi-turn data, the first assistant turn)."""
     from selbench.cost import load_price_sheet
+    from selbench.errors import InputError
     from selbench.scoring.base import compute_scores
 
+    if out.is_dir():  # checked before any work: the scores are one Parquet file
+        raise InputError("is a folder; expected the scores' file path (FILE.parquet)", path=out, field="out")
     started = time.perf_counter()
     options: dict[str, str] = {"unit": unit or ("tokens" if (model or tokenizer) else "chars")}
     if tokenizer:

@@ -38,8 +38,11 @@ AgainstOption = typer.Option([], "--against", help="Manifest of another selectio
 def _run(strategy: str, data: Path, budget: int | None, seed: int, out: Path, as_json: bool,
          prices: Path | None, params: dict[str, Any] | None = None, against: list[Path] | None = None) -> None:
     from selbench.cost import load_price_sheet
+    from selbench.errors import InputError
     from selbench.selection.manifest import run_selection
 
+    if out.is_dir():  # checked before any work: the manifest is a file
+        raise InputError("is a folder; expected the manifest's file path (FILE.json)", path=out, field="out")
     run = run_selection(data, strategy, budget, out, params=params, seed=seed, against=against or (),
                         prices=load_price_sheet(prices))
     manifest = run.manifest

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 
 import typer
@@ -32,11 +34,15 @@ def train(
 
       selbench train --model hf://meta-llama/Llama-2-7b-hf --data runs/alpaca --selection random.json --preset set1 --out runs/set1 --set per_device_batch_size=4
     """
+    from selbench.errors import InputError
     from selbench.training.presets import from_preset, parse_overrides
     from selbench.training.train import train as run_training
 
     if preset not in PRESET_NAMES:
         raise ValueError(f"--preset {preset!r}: allowed: {', '.join(PRESET_NAMES)}")
+    if selection is not None and selection.is_dir():
+        raise InputError("is a folder; expected a selection manifest file (FILE.json)", path=selection,
+                         field="selection")
     fields = parse_overrides(list(overrides or []))
     if lora:
         fields["lora"] = True
@@ -45,5 +51,7 @@ def train(
     if seed is not None:
         fields["seed"] = seed
     config = from_preset(preset, **fields)
-    result = run_training(model, data, selection, config, out)
+    # The HF Trainer prints its log dicts on stdout; stdout is reserved for the result (`--json`: one JSON line).
+    with contextlib.redirect_stdout(sys.stderr):
+        result = run_training(model, data, selection, config, out)
     emit(result, as_json)

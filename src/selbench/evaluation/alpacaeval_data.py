@@ -61,7 +61,7 @@ def read_outputs(path: str | Path) -> list[dict[str, Any]]:
         raise InputError(f"cannot read outputs JSON: {exc}", path=path) from exc
     if not isinstance(rows, list):
         raise InputError("must be a JSON list of {instruction, output}", path=path)
-    for i, row in enumerate(rows):
+    for i, row in enumerate(rows, 1):  # 1-based record number, like a JSONL line number
         for name in ("instruction", "output"):
             if not isinstance(row, dict) or not isinstance(row.get(name), str):
                 raise InputError("missing or not a string", path=path, line=i, field=name)
@@ -72,7 +72,7 @@ def read_annotations(path: str | Path) -> list[dict[str, Any]]:
     """Validated AlpacaEval annotations: `instruction`, `output_1` (baseline), `output_2` (model), `preference`.
 
     `preference` is a number in [1, 2], 0 (legacy draw) or null (missing); anything else is an InputError
-    naming the record index and the field.
+    naming the 1-based record number and the field.
     """
     path = Path(path)
     try:
@@ -81,7 +81,7 @@ def read_annotations(path: str | Path) -> list[dict[str, Any]]:
         raise InputError(f"cannot read annotations JSON: {exc}", path=path) from exc
     if not isinstance(rows, list) or not rows:
         raise InputError("must be a non-empty JSON list of annotation records", path=path)
-    for i, row in enumerate(rows):
+    for i, row in enumerate(rows, 1):  # 1-based record number, like a JSONL line number
         if not isinstance(row, dict):
             raise InputError("record is not an object", path=path, line=i)
         for name in ("instruction", "output_1", "output_2"):
