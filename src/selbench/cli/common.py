@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import os
 import sys
 import traceback
@@ -72,7 +73,8 @@ def handle_errors(func: F) -> F:
 def emit(result: dict[str, Any], as_json: bool, human: Callable[[dict[str, Any]], None] | None = None) -> None:
     """Print a command's result: human text on stderr-free stdout, or one JSON line last."""
     if as_json:
-        sys.stdout.write(json.dumps(result, sort_keys=True, default=str) + "\n")
+        # Strict JSON: NaN/Infinity (e.g. an undefined kappa) become null rather than invalid tokens.
+        sys.stdout.write(json.dumps(_finite(result), sort_keys=True, default=str, allow_nan=False) + "\n")
         sys.stdout.flush()
         return
     if human is not None:
@@ -89,6 +91,21 @@ def emit(result: dict[str, Any], as_json: bool, human: Callable[[dict[str, Any]]
             value = json.dumps(value, default=str)
         table.add_row(f"[bold]{key}[/bold]", str(value))
     Console().print(table)
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every non-finite float replaced by None, recursively.
+
+    >>> _finite({"a": float("nan"), "b": [1.0, float("inf")]})
+    {'a': None, 'b': [1.0, None]}
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def setup_logging(verbose: bool = False) -> None:

@@ -38,7 +38,9 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option(..., "--model", help="Model spec: packaged asset name, local folder, or hf://org/name."),
         subset: str = typer.Option("natural", "--subset", help="natural | adversarial (all four sets pooled)."),
         prompt_strategy: str = typer.Option("vanilla_rules", "--prompt-strategy",
-                                            help="vanilla_rules | vanilla | cot | metrics | reference | metrics_reference | swap."),
+                                            help="LLMBar prompt strategy: vanilla_rules (default) | vanilla | vanilla_1shot | vanilla_2shot | cot | metrics | "
+                                            "reference | metrics_reference | swap | swap_cot | rating_rules | rating | rating_metrics | "
+                                            "rating_reference | rating_metrics_reference."),
         method: str = typer.Option("generate", "--method",
                                    help="generate (LLMBar's protocol) | logprob (answer-probability variant)."),
         limit: int = typer.Option(None, "--limit", help="Only the first K instances of each set."),

@@ -12,7 +12,12 @@ Protocol, as in the reference:
 * an unparseable answer is a wrong answer for accuracy, and two unparseable answers count as agreeing
   with each other (the reference compares the two parsed winners, None included);
 * accuracy is `correct_average`: the mean of the two orders' accuracies; agreement is the reference's
-  `equal`: the share of instances with the same underlying winner in both orders.
+  `equal`: the share of instances with the same underlying winner in both orders; the reference's Cohen's
+  kappas come along (`llmbar_stats.llmbar_statistics`);
+* few-shot strategies put the solved examples as earlier chat turns; swap-and-synthesize (`swap`,
+  `swap_cot`) judges with CoT in both orders and asks for a synthesis only where the two conflict;
+* rating strategies score each output alone (0-9, read with Python `int`); the higher score wins, and
+  ties and unreadable scores give one right and one wrong "order" (`llmbar_stats.rating_winners`).
 
 Our variant `method="logprob"` (not in the reference) is for small judges that answer off-format: after
 the prompt it reads the judge's next-token distribution where the two answers "Output (a)" and
@@ -32,15 +37,13 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from selbench.errors import InputError
 from selbench.evaluation.llmbar_prompts import STRATEGIES, PromptStrategy, swap_output_names
+from selbench.evaluation.llmbar_stats import llmbar_statistics, rating_winners
 from selbench.generation.judge_model import (  # noqa: F401 - re-exported for callers of llmbar
     answer_logprobs,
     greedy_generate,
@@ -54,7 +57,7 @@ from selbench.hashing import sha256_file, sha256_json
 log = logging.getLogger(__name__)
 
 STEP = "eval:llmbar"
-VERSION = 1
+VERSION = 2  # 2: kappa statistics added
 METHODS = ("generate", "logprob")
 DATA_ENV = "SELBENCH_LLMBAR_DIR"
 SHARD_SIZE = 25  # instances judged (both orders) between progress saves
@@ -97,53 +100,11 @@ class LLMBarConfig:
             raise InputError(f"method {self.method!r} is not one of {list(METHODS)}", field="method")
         if self.method == "logprob" and not STRATEGIES[self.strategy].direct_answer:
             raise InputError(f"method 'logprob' needs a strategy that answers directly; {self.strategy!r} reasons "
-                             "first", field="method")
+                             "first, reviews a debate or rates", field="method")
         if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
             raise InputError(f"limit {self.limit!r} must be an integer >= 1", field="limit")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise InputError(f"batch_size {self.batch_size!r} must be an integer >= 1", field="batch-size")
-
-
-def llmbar_statistics(labels: Sequence[int], choices_original: Sequence[int], choices_swapped: Sequence[int]) -> dict[str, Any]:
-    """LLMBar's statistics from per-instance labels and parsed winners.
-
-    Args:
-        labels: gold better output per instance, 1 or 2.
-        choices_original: winner parsed with the outputs in dataset order; 0 where unparseable.
-        choices_swapped: winner parsed with the outputs swapped, already mapped back to the dataset's
-            numbering (a judge answering "Output (a)" on the swapped prompt chose output 2); 0 where
-            unparseable.
-
-    Returns:
-        `accuracy` (the reference's `correct_average`), `correct_original`, `correct_swapped`,
-        `correct_both`, `agreement` (the reference's `equal`; two unparseable answers agree), `unparsed`
-        (unparseable answers over both orders), `n`.
-
-    >>> s = llmbar_statistics([1, 2], [1, 1], [1, 0])
-    >>> s["accuracy"], s["agreement"], s["unparsed"]
-    (0.5, 0.5, 1)
-    """
-    y = np.asarray(labels, dtype=int)
-    a = np.asarray(choices_original, dtype=int)
-    b = np.asarray(choices_swapped, dtype=int)
-    if not (y.shape == a.shape == b.shape) or y.ndim != 1:
-        raise ValueError(f"labels and choices must be 1-d and of equal length, got {y.shape}, {a.shape}, {b.shape}")
-    if not np.isin(y, (1, 2)).all() or not np.isin(a, (0, 1, 2)).all() or not np.isin(b, (0, 1, 2)).all():
-        raise ValueError("labels must be 1|2 and choices 0|1|2 (0 = unparseable)")
-    n = int(y.size)
-    if n == 0:
-        return {"accuracy": float("nan"), "correct_original": float("nan"), "correct_swapped": float("nan"),
-                "correct_both": float("nan"), "agreement": float("nan"), "unparsed": 0, "n": 0}
-    ok_a, ok_b = a == y, b == y
-    return {
-        "accuracy": float((ok_a.sum() + ok_b.sum()) / 2 / n),
-        "correct_original": float(ok_a.mean()),
-        "correct_swapped": float(ok_b.mean()),
-        "correct_both": float((ok_a & ok_b).mean()),
-        "agreement": float((a == b).mean()),
-        "unparsed": int((a == 0).sum() + (b == 0).sum()),
-        "n": n,
-    }
 
 
 def resolve_data_dir(data_dir: str | Path | None = None) -> Path | None:
@@ -215,8 +176,6 @@ def load_llmbar(subset: str, data_dir: str | Path | None = None) -> tuple[dict[s
     return sets, hashes
 
 
-
-
 def _flip(choice: int) -> int:
     return {1: 2, 2: 1, 0: 0}[choice]
 
@@ -286,11 +245,32 @@ def _judge_swap(model: Any, tokenizer: Any, instances: list[dict[str, Any]], con
     return records, tokens
 
 
+def _judge_rating(model: Any, tokenizer: Any, instances: list[dict[str, Any]], config: LLMBarConfig,
+                  strategy: PromptStrategy) -> tuple[list[dict[str, Any]], int]:
+    """Rating (reference `annotate`, `Rating` branch): score each output alone, the higher score wins."""
+    aux, tokens = _auxiliary_texts(model, tokenizer, instances, strategy, config.batch_size)
+    prompts = [strategy.score_messages(x["input"], x[key], **extra)
+               for x, extra in zip(instances, aux, strict=True) for key in ("output_1", "output_2")]
+    texts, n_tok = greedy_generate(model, tokenizer, prompts, strategy.max_new_tokens, config.batch_size)
+    completions = [t.strip() for t in texts]
+    scores = [strategy.parse_score(t) for t in completions]
+    original, swapped = rating_winners(scores[0::2], scores[1::2])
+    records = []
+    for i, (x, extra) in enumerate(zip(instances, aux, strict=True)):
+        records.append({"label": x["label"], **({"auxiliary": extra} if extra else {}),
+                        "completion_1": completions[2 * i], "completion_2": completions[2 * i + 1],
+                        "score_1": scores[2 * i], "score_2": scores[2 * i + 1],
+                        "choice_original": int(original[i]), "choice_swapped": int(swapped[i])})
+    return records, tokens + n_tok
+
+
 def judge(model: Any, tokenizer: Any, instances: list[dict[str, Any]], config: LLMBarConfig) -> tuple[list[dict[str, Any]], int]:
     """Judge each instance in both orders; returns per-instance records and model tokens processed."""
     strategy = STRATEGIES[config.strategy]
     if strategy.first_stage is not None:
         return _judge_swap(model, tokenizer, instances, config, strategy)
+    if strategy.rating:
+        return _judge_rating(model, tokenizer, instances, config, strategy)
     aux, tokens = _auxiliary_texts(model, tokenizer, instances, strategy, config.batch_size)
     prompts = []
     for x, extra in zip(instances, aux, strict=True):
@@ -317,8 +297,12 @@ def judge(model: Any, tokenizer: Any, instances: list[dict[str, Any]], config: L
 
 
 def _statistics(records: list[dict[str, Any]]) -> dict[str, Any]:
-    return llmbar_statistics([r["label"] for r in records], [r["choice_original"] for r in records],
-                             [r["choice_swapped"] for r in records])
+    """Statistics of judged records; for rating, `unparsed` counts the scores `int` could not read."""
+    stats = llmbar_statistics([r["label"] for r in records], [r["choice_original"] for r in records],
+                              [r["choice_swapped"] for r in records])
+    if records and "score_1" in records[0]:
+        stats["unparsed"] = sum((r["score_1"] is None) + (r["score_2"] is None) for r in records)
+    return stats
 
 
 def cache_key(config: LLMBarConfig, model_fp: str, data_hashes: dict[str, str]) -> str:
