@@ -8,8 +8,9 @@ from dataclasses import replace
 
 import pytest
 
+from selbench.assets.fingerprint import model_fingerprint
 from selbench.generation.base import GenerationConfig
-from selbench.generation.cached import STEP, VERSION, cached_generate, generation_key_parts, model_fingerprint
+from selbench.generation.cached import STEP, VERSION, cached_generate, generation_key_parts
 from selbench.runner.store import StepStore, step_key
 
 PROMPTS = [[{"role": "user", "content": f"question {i}"}] for i in range(4)] + ["plain prompt"]

@@ -49,13 +49,6 @@ class GenerationResult:
     cost: dict[str, Any]
 
 
-def model_fingerprint(model_spec: str | os.PathLike) -> dict[str, str]:
-    """Model and tokenizer content hashes of a model spec (see `selbench.assets.fingerprint`)."""
-    from selbench.assets.fingerprint import model_fingerprint as fingerprint
-
-    return fingerprint(model_spec)
-
-
 def generation_key_parts(
     fingerprint: dict[str, str], benchmark: str, prompts: list[Prompt], config: GenerationConfig, backend: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -141,6 +134,8 @@ def cached_generate(
     if not prompts:
         raise InputError("no prompts to generate for", field="prompts")
     _validate_prompts(prompts)
+    from selbench.assets.fingerprint import model_fingerprint
+
     store = store or StepStore()
     fingerprint = model_fingerprint(model_spec)
     step_config, inputs = generation_key_parts(fingerprint, benchmark, prompts, config, backend)

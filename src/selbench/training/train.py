@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from selbench.errors import InputError
-from selbench.hashing import canonical_json, sha256_lines, sha256_tree
+from selbench.hashing import canonical_json, sha256_lines
 from selbench.runner.store import StepStore, step_key, write_json_atomic
 from selbench.training.base import encode_segments, get_template, resolve_template_name
 from selbench.training.presets import TrainConfig
@@ -34,42 +34,14 @@ CONFIG_FILE = "train_config.json"
 
 
 def load_base_model(spec: str, dtype: str = "float32") -> tuple[Any, Any, str]:
-    """(model, tokenizer, spec to record as the adapter's base) for a model spec.
+    """(model, tokenizer, spec to record as the adapter's base) for a model spec (`selbench.assets.load_model`)."""
+    from selbench.assets import load_model
 
-    Uses `selbench.assets.load_model` when available (packaged names, `hf://`, local folders); otherwise
-    loads a local 🤗 folder directly (`dtype`: see WEIGHT_DTYPES).
-    """
-    try:
-        from selbench.assets import load_model
-    except ImportError:
-        load_model = None
     path = Path(spec)
     base_ref = str(path.resolve()) if path.is_dir() else spec
-    if load_model is not None:
-        # Loaded on the CPU: the Trainer (accelerate) places it, on each rank its own device.
-        model, tokenizer = load_model(spec, dtype=dtype, device="cpu")
-        return model, tokenizer, base_ref
-    if not path.is_dir():
-        raise InputError("not a model folder, and packaged model specs need selbench.assets.load_model", field="model")
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
-    return model, AutoTokenizer.from_pretrained(path), base_ref
-
-
-def model_fingerprint(spec: str) -> str:
-    """Content hash of the model (weights + tokenizer + chat template)."""
-    try:
-        from selbench.assets import model_fingerprint as assets_fingerprint
-    except ImportError:
-        assets_fingerprint = None
-    if assets_fingerprint is not None:
-        return assets_fingerprint(spec)
-    path = Path(spec)
-    if path.is_dir():
-        return sha256_tree(path)
-    raise InputError("cannot fingerprint this model spec without selbench.assets.model_fingerprint", field="model")
+    # Loaded on the CPU: the Trainer (accelerate) places it, on each rank its own device.
+    model, tokenizer = load_model(spec, dtype=dtype, device="cpu")
+    return model, tokenizer, base_ref
 
 
 def load_selection(data_dir: str | Path, selection_path: str | Path | None) -> tuple[list[Any], str, str]:
@@ -284,6 +256,8 @@ def _key_parts(
     model_spec: str, data_sha: str, ids_sha: str, config: TrainConfig, tokenizer: Any, precision: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(config, inputs) of the step key: the TrainConfig with template, loss choice and precision resolved."""
+    from selbench.assets.fingerprint import model_fingerprint
+
     template_name = resolve_template_name(config.template, tokenizer)
     loss_on_prompt = config.loss_on_prompt
     if loss_on_prompt is None:
