@@ -10,6 +10,7 @@ gets exactly the arguments the official file gives it). Responses are JSONL rows
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,19 +87,12 @@ def load_prompts(source: str | Path | None = None) -> list[IFEvalPrompt]:
         raise InputError("no such file", path=path, field="prompts")
     prompts: list[IFEvalPrompt] = []
     seen: dict[str, int] = {}
-    with open(path, encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"not valid JSON ({exc.msg})", path=path, line=line_no) from None
-            prompt = _parse_prompt_row(row, str(path), line_no)
-            if prompt.prompt in seen:
-                raise InputError(f"same prompt text as line {seen[prompt.prompt]}", path=path, line=line_no, field="prompt")
-            seen[prompt.prompt] = line_no
-            prompts.append(prompt)
+    for line_no, row in _jsonl_rows(path):
+        prompt = _parse_prompt_row(row, str(path), line_no)
+        if prompt.prompt in seen:
+            raise InputError(f"same prompt text as line {seen[prompt.prompt]}", path=path, line=line_no, field="prompt")
+        seen[prompt.prompt] = line_no
+        prompts.append(prompt)
     if not prompts:
         raise InputError("no prompts", path=path)
     return prompts
@@ -115,6 +109,18 @@ def _load_hub(name: str) -> list[IFEvalPrompt]:
     return [_parse_prompt_row(dict(row), f"hf://{name}", i + 1) for i, row in enumerate(dataset)]
 
 
+def _jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
+    """(1-based line number, parsed JSON) of every non-blank line; bad JSON is an InputError naming the line."""
+    with open(path, encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield line_no, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"not valid JSON ({exc.msg})", path=path, line=line_no) from None
+
+
 def read_responses(path: str | Path) -> dict[str, str]:
     """`prompt -> response` from a JSONL file with `prompt` and `response` on every row.
 
@@ -126,27 +132,20 @@ def read_responses(path: str | Path) -> dict[str, str]:
         raise InputError("no such file", path=path, field="responses")
     out: dict[str, str] = {}
     lines: dict[str, int] = {}
-    with open(path, encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"not valid JSON ({exc.msg})", path=path, line=line_no) from None
-            if not isinstance(row, dict):
-                raise InputError("expected a JSON object", path=path, line=line_no)
-            for name in ("prompt", "response"):
-                if name not in row:
-                    raise InputError("missing", path=path, line=line_no, field=name)
-                if not isinstance(row[name], str):
-                    raise InputError(f"expected a string, got {type(row[name]).__name__}", path=path, line=line_no,
-                                     field=name)
-            if row["prompt"] in out:
-                raise InputError(f"a response to this prompt was already given on line {lines[row['prompt']]}",
-                                 path=path, line=line_no, field="prompt")
-            out[row["prompt"]] = row["response"]
-            lines[row["prompt"]] = line_no
+    for line_no, row in _jsonl_rows(path):
+        if not isinstance(row, dict):
+            raise InputError("expected a JSON object", path=path, line=line_no)
+        for name in ("prompt", "response"):
+            if name not in row:
+                raise InputError("missing", path=path, line=line_no, field=name)
+            if not isinstance(row[name], str):
+                raise InputError(f"expected a string, got {type(row[name]).__name__}", path=path, line=line_no,
+                                 field=name)
+        if row["prompt"] in out:
+            raise InputError(f"a response to this prompt was already given on line {lines[row['prompt']]}",
+                             path=path, line=line_no, field="prompt")
+        out[row["prompt"]] = row["response"]
+        lines[row["prompt"]] = line_no
     if not out:
         raise InputError("no responses", path=path)
     return out
