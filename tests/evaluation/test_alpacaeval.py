@@ -274,3 +274,27 @@ def test_head_to_head_judged_by_smollm2_served_locally(tmp_path):
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["n"] + out["unparsed"] == 2
+
+
+def test_alpacaeval_on_a_limit_gets_lc_offline_from_other_models_annotations(judge_server, shared_data):
+    """--limit K offline: LC needs a difficulty; estimated from --difficulty-from files, else null."""
+    from selbench.cli.main import app
+
+    _, server = judge_server
+    outputs = shared_data / "alpaca_eval" / "model_outputs" / "vicuna-7b-v1.5.json"
+    base = ["eval", "alpacaeval", "--model", str(outputs), "--judge", "tiny-judge"]
+    base += ["--judge-base-url", server.base_url, "--limit", "30", "--json"]
+    plain = CliRunner().invoke(app, base)
+    assert plain.exit_code == 0, plain.output
+    out = json.loads(plain.stdout.strip().splitlines()[-1])
+    assert (
+        out["n"] + out["unparsed"] == 30 and out["lc_win_rate"] is None and out["difficulty_source"] is None
+    )
+
+    folder = shared_data / "alpaca_eval" / "annotations"
+    result = CliRunner().invoke(app, [*base, "--difficulty-from", str(folder)])
+    assert result.exit_code == 0, result.output
+    lc = json.loads(result.stdout.strip().splitlines()[-1])
+    assert lc["win_rate"] == out["win_rate"]  # same verdicts (judge cache), LC added
+    assert lc["difficulty_source"] == "estimate" and lc["glm"] == "length_controlled_noreg"
+    assert 0.0 <= lc["lc_win_rate"] <= 100.0

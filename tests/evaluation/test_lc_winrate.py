@@ -49,11 +49,12 @@ def leaderboard_results():
         pytest.skip(f"shared annotations not found at {folder}")
     files = sorted(folder.glob("*.json"))
     first = read_annotations(files[0])
-    difficulty, used = estimated_difficulty(first, files[1:])
-    assert len(used) == len(LEADERBOARD) - 1
+    table = estimated_difficulty(first, files[1:])
+    assert len(table.models) == len(LEADERBOARD) - 1 and table.glm == "length_controlled_noreg"
     out = {}
     for path in files:
-        out[path.stem] = lc_winrate.evaluate(*annotation_arrays(read_annotations(path)), difficulty)
+        rows = read_annotations(path)
+        out[path.stem] = lc_winrate.evaluate(*annotation_arrays(rows), table.lookup(rows, path))
     return out
 
 
@@ -126,6 +127,80 @@ def test_difficulty_estimate_recovers_instruction_effects():
     assert np.corrcoef(est, gamma)[0, 1] > 0.99
 
 
+def test_difficulty_estimate_from_models_judged_on_different_subsets():
+    """Files covering different instruction subsets (NaN elsewhere) still recover the instruction effects."""
+    rng = np.random.default_rng(2)
+    gamma = rng.normal(size=300)
+    theta = np.array([-2.0, -0.5, 0.0, 1.0, 2.0, 0.5])
+    len_b = rng.integers(100, 1000, size=(6, 300)).astype(float)
+    len_m = rng.integers(100, 1000, size=(6, 300)).astype(float)
+    prefs = 1 + 1 / (1 + np.exp(-(theta[:, None] + gamma[None, :])))
+    judged = rng.random((6, 300)) < 0.7
+    prefs[~judged] = np.nan
+    len_m[~judged] = np.nan  # unjudged: no output either
+    est = lc_winrate.estimate_instruction_difficulty(prefs, len_b, len_m)
+    assert np.all(np.isfinite(est))
+    assert np.corrcoef(est, gamma)[0, 1] > 0.98
+
+
+def test_lc_of_a_subset_file_with_difficulty_from_other_models(shared_data, tmp_path):
+    """A run judged on some instructions only (e.g. --limit / study300) gets an LC win rate offline."""
+    from selbench.cli.main import app
+
+    folder = shared_data / "alpaca_eval" / "annotations"
+    rows = json.loads((folder / "claude-2.json").read_text())
+    subset = tmp_path / "claude-2-subset.json"
+    subset.write_text(json.dumps(rows[100:400]))
+    args = ["eval", "lc-winrate", "--annotations", str(subset), "--difficulty-from", str(folder), "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    prefs = np.array([float(r["preference"]) for r in rows[100:400]])
+    assert out["n"] == 300 and out["win_rate"] == pytest.approx((prefs.mean() - 1) * 100)
+    # claude-2.json in --difficulty-from is the same model: skipped, the 8 others are used
+    assert out["difficulty_models"] == 9 and out["glm"] == "length_controlled_noreg"
+    assert abs(out["lc_win_rate"] - LEADERBOARD["claude-2"][1]) < 10  # a 300-instruction sample of it
+
+
+def test_difficulty_csv_and_its_errors(shared_data, tmp_path):
+    """alpaca_eval's CSV format (index -> difficulty over the 805) is used by instruction; an instruction
+    it lacks, or too few models for an estimate, exit 2 naming the record and field."""
+    from selbench.cli.main import app
+
+    folder = shared_data / "alpaca_eval" / "annotations"
+    csv = tmp_path / "instruction_difficulty.csv"
+    csv.write_text("index,instruction_difficulty\n" + "".join(f"{i},{(i % 7) / 7}\n" for i in range(805)))
+    rows = json.loads((folder / "gemma-7b-it.json").read_text())[:40]
+    path = _write(tmp_path, rows)
+    ok = CliRunner().invoke(
+        app, ["eval", "lc-winrate", "--annotations", str(path), "--difficulty", str(csv), "--json"]
+    )
+    assert ok.exit_code == 0, ok.output
+    out = json.loads(ok.stdout.strip().splitlines()[-1])
+    assert out["difficulty_source"] == str(csv) and out["difficulty_models"] is None and out["n"] == 40
+
+    rows[6]["instruction"] = "An instruction that is not one of AlpacaEval's."
+    path = _write(tmp_path, rows)
+    bad = CliRunner().invoke(
+        app, ["eval", "lc-winrate", "--annotations", str(path), "--difficulty", str(csv)]
+    )
+    assert bad.exit_code == 2 and f"{path}:7: field 'instruction'" in bad.output
+
+    short = tmp_path / "short.csv"
+    short.write_text("index,instruction_difficulty\n0,0.5\n")
+    bad = CliRunner().invoke(
+        app, ["eval", "lc-winrate", "--annotations", str(path), "--difficulty", str(short)]
+    )
+    assert bad.exit_code == 2 and "field 'instruction_difficulty'" in bad.output
+
+    # --difficulty estimate with nothing but this file beside it: one model cannot be separated from
+    # its instructions
+    alone = CliRunner().invoke(
+        app, ["eval", "lc-winrate", "--annotations", str(path), "--difficulty", "estimate"]
+    )
+    assert alone.exit_code == 2 and "field 'difficulty'" in alone.output
+
+
 def _write(tmp_path, rows):
     path = tmp_path / "ann.json"
     path.write_text(json.dumps(rows))
@@ -164,4 +239,5 @@ def test_cli_lc_winrate_json_on_a_shared_file(shared_data):
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["win_rate"] == pytest.approx(LEADERBOARD["gemma-7b-it"][0], abs=WIN_RATE_ATOL)
     assert out["n"] == 805 and out["difficulty_source"] == "estimate" and out["difficulty_models"] == 9
+    assert out["glm"] == "length_controlled_noreg"  # offline: no gamed-baseline rows
     assert abs(out["lc_win_rate"] - LEADERBOARD["gemma-7b-it"][1]) < LC_MAX_ABS

@@ -19,7 +19,9 @@ def _public(result: dict) -> dict:
     """Drop per-instruction arrays from what the CLI prints; NaN (nothing judged) becomes null."""
     hidden = ("glm_preference", "preferences", "opponents")
     return {
-        k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items() if k not in hidden
+        k: (None if isinstance(v, float) and math.isnan(v) else v)
+        for k, v in result.items()
+        if k not in hidden
     }
 
 
@@ -67,6 +69,15 @@ def alpacaeval(
     max_new_tokens: int = typer.Option(512, "--max-new-tokens", help="Generation length for model specs."),
     workers: int = typer.Option(4, "--judge-workers", help="Concurrent judge requests."),
     annotations_out: Path | None = typer.Option(None, "--annotations-out", help="Write annotations here."),  # noqa: UP007
+    difficulty: str = typer.Option(
+        "auto", "--difficulty", help="auto | official | estimate | path to instruction_difficulty.csv."
+    ),
+    difficulty_from: list[Path] | None = typer.Option(  # noqa: UP007 - typer needs Optional
+        None,
+        "--difficulty-from",
+        help="Other models' AlpacaEval annotation files/folders: offline, LC's instruction difficulty is "
+        "estimated from them.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Generate MODEL's outputs, judge them against the baseline (weighted GPT-4-turbo annotator), report win rates.
@@ -76,14 +87,18 @@ def alpacaeval(
       selbench eval alpacaeval --model runs/m --baseline gpt4_1106_preview --judge gpt-4-1106-preview --json
 
       selbench eval alpacaeval --model smollm2-135m-instruct --judge smollm2-135m-instruct \\
-          --judge-base-url http://127.0.0.1:8000/v1 --limit 5
+          --judge-base-url http://127.0.0.1:8000/v1 --limit 20 \\
+          --difficulty-from ../shared/data/alpaca_eval/annotations
     """
     from selbench.errors import InputError
     from selbench.evaluation.alpacaeval import evaluate
 
     if annotations_out is not None and annotations_out.is_dir():  # checked before generating and judging
-        raise InputError("is a folder; expected the annotations' file path (FILE.json)", path=annotations_out,
-                         field="annotations-out")
+        raise InputError(
+            "is a folder; expected the annotations' file path (FILE.json)",
+            path=annotations_out,
+            field="annotations-out",
+        )
     result = evaluate(
         model,
         judge=judge,
@@ -94,6 +109,8 @@ def alpacaeval(
         max_new_tokens=max_new_tokens,
         judge_workers=workers,
         annotations_out=annotations_out,
+        difficulty=difficulty,
+        difficulty_from=difficulty_from or (),
     )
     emit(_public(result), as_json)
 

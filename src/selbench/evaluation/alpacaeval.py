@@ -36,6 +36,7 @@ from selbench.evaluation.alpacaeval_data import (  # noqa: F401 - re-exported: t
     REFERENCE_GENERATOR,
     STUDY300_SEED,
     SUBSETS,
+    InstructionDifficulty,
     annotation_arrays,
     estimated_difficulty,
     lc_winrate_file,
@@ -43,6 +44,7 @@ from selbench.evaluation.alpacaeval_data import (  # noqa: F401 - re-exported: t
     official_difficulty,
     read_annotations,
     read_outputs,
+    resolve_difficulty,
 )
 from selbench.evaluation.judge import JudgeClient, JudgeParseError
 
@@ -284,11 +286,14 @@ def evaluate(
     judge_workers: int = 4,
     annotations_out: str | Path | None = None,
     difficulty: str = "auto",
+    difficulty_from: Sequence[str | Path] = (),
 ) -> dict[str, Any]:
     """Generate `model`'s outputs, judge them against `baseline`, report win rate and LC win rate.
 
-    LC needs the instruction difficulty (official file, by instruction index) and at least 10 judged
-    instructions; otherwise `lc_win_rate` is None. Annotations are written in AlpacaEval's format.
+    LC needs at least 10 judged instructions and an instruction difficulty: the official hub file, a CSV,
+    or (offline) an estimate fitted on other models' annotation files (`difficulty_from`, e.g. the
+    AlpacaEval leaderboard's `annotations.json` files) jointly with this run's. Without one,
+    `lc_win_rate` is None and the log says why. Annotations are written in AlpacaEval's format.
     """
     from selbench.cost import CostMeter
     from selbench.evaluation import lc_winrate
@@ -313,19 +318,26 @@ def evaluate(
     )
     result: dict[str, Any] = lc_winrate.win_rate_stats(pref_arr)
     result["n"] = result.pop("n_total")
-    result.update(lc_win_rate=None, lc_standard_error=None, difficulty_source=None)
-    if np.sum(~np.isnan(pref_arr)) >= 2 * lc_winrate.N_SPLITS and difficulty in ("auto", "official"):
-        try:
-            diff_all, gamed = official_difficulty()
-            diff = np.array([diff_all[r["index"]] for r in rows])
-            lc = lc_winrate.length_controlled_win_rate(pref_arr, len_1, len_2, diff, gamed=gamed)
+    result.update(lc_win_rate=None, lc_standard_error=None, difficulty_source=None, glm=None)
+    judged = [r for r, p in zip(records, pref_arr, strict=True) if not np.isnan(p)]
+    if len(judged) >= 2 * lc_winrate.N_SPLITS:
+        table = _difficulty_or_none(difficulty, difficulty_from, judged)
+        if table is not None:
+            lc = lc_winrate.length_controlled_win_rate(
+                pref_arr, len_1, len_2, table.lookup(records), gamed=table.gamed
+            )
             result.update(
                 lc_win_rate=lc["lc_win_rate"],
                 lc_standard_error=lc["lc_standard_error"],
-                difficulty_source="official",
+                difficulty_source=table.source,
+                glm=table.glm,
             )
-        except Exception as exc:  # noqa: BLE001 - offline: report the raw win rate only
-            log.info("no LC win rate: official instruction difficulty unavailable (%s)", type(exc).__name__)
+    else:
+        log.info(
+            "no LC win rate: %d judged instructions, the GLM's CV needs %d",
+            len(judged),
+            2 * lc_winrate.N_SPLITS,
+        )
     result.update(
         unparsed=sum(p is None for p in prefs),
         judge=client.stats.to_dict(),
@@ -335,6 +347,22 @@ def evaluate(
         annotations=str(annotations_out) if annotations_out else None,
     )
     return result
+
+
+def _difficulty_or_none(
+    difficulty: str, difficulty_from: Sequence[str | Path], judged: Sequence[dict[str, Any]]
+) -> InstructionDifficulty | None:
+    """The requested difficulty, or None (with the reason logged) when "auto" finds none offline."""
+    try:
+        return resolve_difficulty(difficulty, difficulty_from, rows=judged)
+    except InputError:
+        if difficulty != "auto" or difficulty_from:
+            raise
+        log.warning(
+            "no LC win rate: the official instruction difficulty is unreachable and no --difficulty-from "
+            "annotation files were given to estimate it"
+        )
+        return None
 
 
 def evaluate_head_to_head(

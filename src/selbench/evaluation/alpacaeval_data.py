@@ -15,6 +15,7 @@ import os
 import random
 import socket
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ REFERENCE_FILE = "eval_framework/tasks/alpaca_eval/data/alpaca_eval_gpt4_baselin
 STUDY300_SEED = 0
 STUDY300_SIZE = 300
 SUBSETS = ("all", "study300")
+
 
 def load_reference(subset: str = "all", limit: int | None = None) -> list[dict[str, Any]]:
     """AlpacaEval instructions with the gpt4_1106_preview outputs, each with its `index` in the 805."""
@@ -148,30 +150,143 @@ def official_difficulty() -> tuple[np.ndarray, Any]:
     return difficulty, rows
 
 
-def _same_instructions(a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]]) -> bool:
-    return len(a) == len(b) and all(x["instruction"] == y["instruction"] for x, y in zip(a, b, strict=True))
+@dataclass(frozen=True)
+class InstructionDifficulty:
+    """Instruction difficulty for the LC GLM, keyed by instruction text (the 805 are unique).
+
+    Args:
+        by_instruction: instruction -> difficulty.
+        gamed: alpaca_eval's gamed-baseline rows (official source only), else None.
+        source: "official", "estimate" or the CSV path it was read from.
+        models: the annotation files an estimate was fitted on.
+    """
+
+    by_instruction: dict[str, float]
+    gamed: Any = None
+    source: str = "estimate"
+    models: tuple[str, ...] = ()
+
+    @property
+    def glm(self) -> str:
+        """alpaca_eval's name for the GLM this fits: the regularised v1 needs the gamed rows."""
+        return "length_controlled_v1" if self.gamed is not None else "length_controlled_noreg"
+
+    def lookup(self, rows: Sequence[dict[str, Any]], path: str | Path | None = None) -> np.ndarray:
+        """Difficulty of each row's instruction; an unknown instruction is an InputError naming the record."""
+        out = np.empty(len(rows))
+        for i, row in enumerate(rows):
+            value = self.by_instruction.get(row["instruction"])
+            if value is None:
+                raise InputError(
+                    f"no instruction difficulty for this instruction ({self.source}: not one of its "
+                    f"{len(self.by_instruction)} instructions)",
+                    path=path,
+                    line=i + 1,
+                    field="instruction",
+                )
+            out[i] = value
+        return out
+
+
+def _by_index(values: np.ndarray, where: str | Path) -> dict[str, float]:
+    reference = load_reference()
+    if len(values) != len(reference):
+        raise InputError(
+            f"has {len(values)} rows, AlpacaEval has {len(reference)} instructions",
+            path=where,
+            field="instruction_difficulty",
+        )
+    return {row["instruction"]: float(v) for row, v in zip(reference, values, strict=True)}
+
+
+def _annotation_files(items: Sequence[str | Path]) -> list[Path]:
+    files: list[Path] = []
+    for item in items:
+        item = Path(item)
+        files += sorted(item.glob("*.json")) if item.is_dir() else [item]
+    return files
 
 
 def estimated_difficulty(
-    rows: Sequence[dict[str, Any]], others: Sequence[Path]
-) -> tuple[np.ndarray, list[str]]:
-    """Difficulty fitted jointly on `rows` and every file in `others` with the same instructions."""
+    rows: Sequence[dict[str, Any]], others: Sequence[Path], *, own_generator: str | None = None
+) -> InstructionDifficulty:
+    """Difficulty fitted jointly on `rows` (may be empty) and the annotation files `others`.
+
+    Instructions are matched by text, so the files may cover different subsets; a file of the same
+    generator as `rows` is skipped (it would count one model twice). Needs two models at least.
+    """
     from selbench.evaluation.lc_winrate import estimate_instruction_difficulty
 
-    sets, used = [annotation_arrays(rows)], []
+    own = own_generator if own_generator is not None else (rows[0].get("generator_2") if rows else None)
+    sets, used = ([list(rows)] if rows else []), []
     for other in others:
         try:
             other_rows = read_annotations(other)
         except InputError as exc:
             log.warning("skipping %s for difficulty: %s", other, exc)
             continue
-        if _same_instructions(rows, other_rows) and other_rows[0].get("generator_2") != rows[0].get(
-            "generator_2"
-        ):
-            sets.append(annotation_arrays(other_rows))
-            used.append(str(other))
-    prefs, len_1, len_2 = (np.vstack([s[k] for s in sets]) for k in range(3))
-    return estimate_instruction_difficulty(prefs, len_1, len_2), used
+        if own is not None and other_rows[0].get("generator_2") == own:
+            continue
+        sets.append(other_rows)
+        used.append(str(other))
+    if len(sets) < 2:
+        raise InputError(
+            "estimating instruction difficulty needs annotations of at least two models on the same "
+            "instructions: pass --difficulty-from FILES_OR_DIR (or --difficulty official / a CSV)",
+            field="difficulty",
+        )
+    instructions = list(dict.fromkeys(r["instruction"] for s in sets for r in s))
+    column = {text: j for j, text in enumerate(instructions)}
+    prefs, len_1, len_2 = (np.full((len(sets), len(instructions)), np.nan) for _ in range(3))
+    for i, one in enumerate(sets):
+        cols = [column[r["instruction"]] for r in one]
+        prefs[i, cols], len_1[i, cols], len_2[i, cols] = annotation_arrays(one)
+    gamma = estimate_instruction_difficulty(prefs, len_1, len_2)
+    return InstructionDifficulty(
+        dict(zip(instructions, gamma.tolist(), strict=True)), None, "estimate", tuple(used)
+    )
+
+
+def resolve_difficulty(
+    difficulty: str = "auto",
+    difficulty_from: Sequence[str | Path] = (),
+    *,
+    rows: Sequence[dict[str, Any]] = (),
+    exclude: str | Path | None = None,
+) -> InstructionDifficulty:
+    """The difficulty source the user asked for.
+
+    Args:
+        difficulty: "auto" (official hub files when reachable, else the estimate), "official",
+            "estimate", or a CSV path (alpaca_eval's format: index, instruction_difficulty).
+        difficulty_from: annotation files/folders for the estimate.
+        rows: the annotations being scored, fitted jointly into the estimate.
+        exclude: a file not to read again for the estimate (the one `rows` came from).
+    """
+    if difficulty in ("auto", "official"):
+        try:
+            values, gamed = official_difficulty()
+            return InstructionDifficulty(_by_index(values, "instruction_difficulty.csv"), gamed, "official")
+        except InputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - offline / hub unreachable: fall back, say so
+            if difficulty == "official":
+                raise InputError(
+                    f"cannot download alpaca_eval's instruction difficulty: {exc}", field="difficulty"
+                ) from exc
+            log.info("official instruction difficulty unavailable (%s); estimating it", type(exc).__name__)
+    elif difficulty != "estimate":
+        import pandas as pd
+
+        try:
+            values = pd.read_csv(difficulty, index_col=0).squeeze("columns").to_numpy(dtype=float)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read difficulty CSV: {exc}", path=difficulty) from exc
+        return InstructionDifficulty(_by_index(values, difficulty), None, str(difficulty))
+    files = _annotation_files(difficulty_from)
+    if exclude is not None:
+        files = [f for f in files if f.resolve() != Path(exclude).resolve()]
+    return estimated_difficulty(rows, files)
 
 
 def lc_winrate_file(
@@ -180,56 +295,21 @@ def lc_winrate_file(
     """Win rate and LC win rate of one annotations file (the `selbench eval lc-winrate` command).
 
     Args:
-        path: AlpacaEval annotations JSON.
-        difficulty: "auto" (official hub files when reachable, else the estimate), "official",
-            "estimate", or a CSV path (alpaca_eval's format: index, instruction_difficulty).
+        path: AlpacaEval annotations JSON (any subset of the 805 instructions, or other instructions
+            when the difficulty is estimated from files that share them).
+        difficulty: see `resolve_difficulty`.
         difficulty_from: annotation files/folders for the estimate; default: the other *.json files
-            beside `path` (same instructions, other models).
+            beside `path` (other models' annotations).
     """
     from selbench.evaluation import lc_winrate
 
     rows = read_annotations(path)
     prefs, len_1, len_2 = annotation_arrays(rows)
-    gamed, diff, source = None, None, difficulty
-    if difficulty in ("auto", "official"):
-        try:
-            diff, gamed = official_difficulty()
-            source = "official"
-        except Exception as exc:  # noqa: BLE001 - offline / hub unreachable: fall back, say so
-            if difficulty == "official":
-                raise InputError(
-                    f"cannot download alpaca_eval's instruction difficulty: {exc}", field="difficulty"
-                ) from exc
-            log.info("official instruction difficulty unavailable (%s); estimating it", type(exc).__name__)
-        if diff is not None and len(diff) != len(rows):
-            raise InputError(
-                f"official difficulty covers {len(diff)} instructions, the file has {len(rows)}", path=path
-            )
-    elif difficulty != "estimate":
-        import pandas as pd
-
-        try:
-            diff = pd.read_csv(difficulty, index_col=0).squeeze("columns").to_numpy(dtype=float)
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read difficulty CSV: {exc}", path=difficulty) from exc
-        if len(diff) != len(rows):
-            raise InputError(
-                f"has {len(diff)} rows, the annotations have {len(rows)}",
-                path=difficulty,
-                field="instruction_difficulty",
-            )
-        source = str(difficulty)
-    used: list[str] = []
-    if diff is None:
-        candidates: list[Path] = []
-        for item in difficulty_from or [Path(path).parent]:
-            item = Path(item)
-            candidates += sorted(item.glob("*.json")) if item.is_dir() else [item]
-        candidates = [c for c in candidates if c.resolve() != Path(path).resolve()]
-        diff, used = estimated_difficulty(rows, candidates)
-        source = "estimate"
-    result = lc_winrate.evaluate(prefs, len_1, len_2, diff, gamed=gamed)
+    table = resolve_difficulty(difficulty, difficulty_from or [Path(path).parent], rows=rows, exclude=path)
+    result = lc_winrate.evaluate(prefs, len_1, len_2, table.lookup(rows, path), gamed=table.gamed)
     result.update(
-        {"difficulty_source": source, "difficulty_models": len(used) + 1 if source == "estimate" else None}
+        difficulty_source=table.source,
+        difficulty_models=len(table.models) + 1 if table.source == "estimate" else None,
+        glm=table.glm,
     )
     return result
