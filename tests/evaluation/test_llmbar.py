@@ -284,3 +284,66 @@ def test_interrupted_run_resumes_from_saved_shards(tiny_model, shared_data, monk
     rows = [json.loads(line) for line in (Path(out["path"]) / "results.jsonl").read_text().splitlines()]
     assert out["key"] == key and rows[0].get("marker") is True and "logprob_original" in rows[1]
     assert not (StepStore().root / "partial" / "eval:llmbar" / key).exists()  # progress dropped once complete
+
+
+@pytest.fixture
+def llmbar_http(shared_data):
+    """The shared LLMBar folder served over HTTP on 127.0.0.1 (the layout of the reference repo's
+    Dataset/LLMBar/, which is what hf://princeton-nlp/LLMBar's loading script downloads)."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(shared_data / "llmbar"))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server, f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_remote_sets_are_downloaded_once_and_equal_the_local_copy(llmbar_http, shared_data):
+    server, url = llmbar_http
+    local_sets, local_hashes = load_llmbar("adversarial", shared_data / "llmbar")
+    remote_sets, remote_hashes = load_llmbar("adversarial", url)
+    assert remote_sets == local_sets and remote_hashes == local_hashes  # same bytes -> same cache keys
+    assert [len(remote_sets[n]) for n in ("GPTInst", "GPTOut", "Manual", "Neighbor")] == [92, 47, 46, 134]
+    server.shutdown()  # cached: no network needed any more
+    again, _ = load_llmbar("adversarial", url)
+    assert again == local_sets
+
+
+def test_remote_set_missing_is_a_one_line_usage_error(llmbar_http, tiny_model_dir):
+    from selbench.cli.main import app
+
+    _, url = llmbar_http
+    with pytest.raises(InputError, match="cannot download LLMBar data"):
+        load_llmbar("natural", url + "no-such-folder/")
+    args = ["eval", "llmbar", "--model", str(tiny_model_dir), "--data-dir", url + "nowhere", "--method", "logprob"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "nowhere/Natural/dataset.json" in result.output
+    assert "field 'data-dir'" in result.output and "Traceback" not in result.output
+
+
+def test_cli_reads_llmbar_over_http(llmbar_http, tiny_model_dir, shared_data):
+    from selbench.cli.main import app
+
+    _, url = llmbar_http
+    base = ["eval", "llmbar", "--model", str(tiny_model_dir), "--method", "logprob", "--limit", "2", "--json"]
+    remote = CliRunner().invoke(app, [*base, "--data-dir", url])
+    assert remote.exit_code == 0, remote.output
+    local = CliRunner().invoke(app, [*base, "--data-dir", str(shared_data / "llmbar")])
+    out_remote, out_local = (json.loads(r.stdout.strip().splitlines()[-1]) for r in (remote, local))
+    assert out_local["cached"] and out_local["key"] == out_remote["key"]  # the same data, so the same step
+
+
+def test_hub_name_resolves_to_the_files_its_loading_script_reads(monkeypatch):
+    from selbench.evaluation.llmbar import REMOTE_BASE, resolve_data_dir
+
+    assert resolve_data_dir("hf://princeton-nlp/LLMBar") == REMOTE_BASE
+    monkeypatch.setenv("SELBENCH_LLMBAR_DIR", "http://127.0.0.1:9/llmbar")
+    assert resolve_data_dir() == "http://127.0.0.1:9/llmbar/"

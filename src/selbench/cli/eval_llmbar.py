@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -45,9 +44,10 @@ def register(app: typer.Typer) -> None:
                                    help="generate (LLMBar's protocol) | logprob (answer-probability variant)."),
         limit: int = typer.Option(None, "--limit", help="Only the first K instances of each set."),
         batch_size: int = typer.Option(8, "--batch-size", help="Prompts per forward batch."),
-        data_dir: Path = typer.Option(None, "--data-dir",
-                                      help="LLMBar data folder (Natural/, Adversarial/...); default $SELBENCH_LLMBAR_DIR, "
-                                           "then ../shared/data/llmbar, then the hub."),
+        data_dir: str = typer.Option(None, "--data-dir",
+                                     help="LLMBar data folder or http(s) base URL (Natural/, Adversarial/...); default "
+                                          "$SELBENCH_LLMBAR_DIR, then ../shared/data/llmbar, then the files "
+                                          "hf://princeton-nlp/LLMBar loads (downloaded once, cached)."),
         as_json: bool = JsonOption,
     ) -> None:
         """Judge LLMBar pairs in both orders: accuracy (mean over orders), positional agreement, unparsed."""

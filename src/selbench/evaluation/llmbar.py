@@ -33,6 +33,7 @@ moves spaces before punctuation, which the answer regexes do not look at).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -52,7 +53,7 @@ from selbench.generation.judge_model import (  # noqa: F401 - re-exported for ca
     model_identity,
     render_prompt_ids,
 )
-from selbench.hashing import sha256_file, sha256_json
+from selbench.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,10 @@ METHODS = ("generate", "logprob")
 DATA_ENV = "SELBENCH_LLMBAR_DIR"
 SHARD_SIZE = 25  # instances judged (both orders) between progress saves
 HUB_DATASET = "princeton-nlp/LLMBar"
+# `hf://princeton-nlp/LLMBar` is a loading-script dataset (which datasets>=4 no longer runs); its script
+# reads these files, so we read them directly (same bytes as the reference repo's Dataset/LLMBar/).
+REMOTE_BASE = "https://raw.githubusercontent.com/princeton-nlp/LLMBar/main/Dataset/LLMBar/"
+DOWNLOAD_TIMEOUT_S = 30
 # Set name -> folder under the data dir (layout of the reference repo's `Dataset/LLMBar/`).
 SET_FOLDERS = {
     "Natural": "Natural",
@@ -107,20 +112,49 @@ class LLMBarConfig:
             raise InputError(f"batch_size {self.batch_size!r} must be an integer >= 1", field="batch-size")
 
 
-def resolve_data_dir(data_dir: str | Path | None = None) -> Path | None:
-    """`data_dir`, else $SELBENCH_LLMBAR_DIR, else `../shared/data/llmbar` from the working directory."""
-    if data_dir is not None:
-        path = Path(data_dir)
+def resolve_data_dir(data_dir: str | Path | None = None) -> Path | str:
+    """Where the sets come from: a folder, or an http(s) base URL with the same layout.
+
+    Order: `data_dir`, else $SELBENCH_LLMBAR_DIR, else `../shared/data/llmbar` from the working directory,
+    else `REMOTE_BASE` (the files `hf://princeton-nlp/LLMBar` itself loads; that spec names it too).
+    """
+    for value, field in ((data_dir, "data-dir"), (os.environ.get(DATA_ENV) or None, DATA_ENV)):
+        if value is None:
+            continue
+        if str(value).rstrip("/") == f"hf://{HUB_DATASET}":
+            return REMOTE_BASE
+        if str(value).startswith(("http://", "https://")):
+            return str(value).rstrip("/") + "/"
+        path = Path(value)
         if not path.is_dir():
-            raise InputError("LLMBar data folder not found", path=str(path), field="data-dir")
-        return path
-    if os.environ.get(DATA_ENV):
-        path = Path(os.environ[DATA_ENV])
-        if not path.is_dir():
-            raise InputError(f"${DATA_ENV} is not a folder", path=str(path), field=DATA_ENV)
+            raise InputError("LLMBar data folder not found", path=str(path), field=field)
         return path
     default = Path.cwd().parent / "shared" / "data" / "llmbar"
-    return default if default.is_dir() else None
+    return default if default.is_dir() else REMOTE_BASE
+
+
+def _download_set(url: str) -> Path:
+    """`url`'s bytes in the download cache ($SELBENCH_CACHE/downloads/llmbar), fetched once, atomically."""
+    import urllib.error
+    import urllib.request
+
+    from selbench.runner.store import cache_root
+
+    target = cache_root() / "downloads" / "llmbar" / f"{hashlib.sha256(url.encode()).hexdigest()[:32]}.json"
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:  # noqa: S310 - http(s) only
+            body = response.read()
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise InputError(f"cannot download LLMBar data ({reason}); pass --data-dir or set ${DATA_ENV} to a copy "
+                         "of LLMBar's Dataset/LLMBar folder", path=url, field="data-dir") from None
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(body)
+    os.replace(tmp, target)
+    return target
 
 
 def _read_set(path: Path) -> list[dict[str, Any]]:
@@ -145,21 +179,6 @@ def _read_set(path: Path) -> list[dict[str, Any]]:
             for r in rows]
 
 
-def _load_from_hub(set_name: str) -> list[dict[str, Any]]:
-    """One set from `hf://princeton-nlp/LLMBar` (its parquet export; split names not verified offline)."""
-    from datasets import load_dataset
-
-    split = "Natural" if set_name == "Natural" else f"Adversarial_{set_name}"
-    try:
-        ds = load_dataset(HUB_DATASET, "LLMBar", split=split, revision="refs/convert/parquet")
-    except Exception as exc:  # noqa: BLE001 - any hub failure means "no data here": say what to do instead
-        raise InputError(f"LLMBar data not found locally and {HUB_DATASET} could not be loaded ({type(exc).__name__}); "
-                         f"pass --data-dir or set ${DATA_ENV} to a copy of LLMBar's Dataset/LLMBar folder",
-                         field="data-dir") from None
-    return [{"input": r["input"], "output_1": r["output_1"], "output_2": r["output_2"], "label": int(r["label"])}
-            for r in ds]
-
-
 def load_llmbar(subset: str, data_dir: str | Path | None = None) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
     """The subset's sets as {set name: instances} and {set name: sha256 of its source}."""
     if subset not in SUBSETS:
@@ -167,12 +186,18 @@ def load_llmbar(subset: str, data_dir: str | Path | None = None) -> tuple[dict[s
     root = resolve_data_dir(data_dir)
     sets, hashes = {}, {}
     for name in SUBSETS[subset]:
-        if root is not None:
+        if isinstance(root, Path):
             path = root / SET_FOLDERS[name] / "dataset.json"
-            sets[name], hashes[name] = _read_set(path), sha256_file(path)
+            sets[name] = _read_set(path)
         else:
-            sets[name] = _load_from_hub(name)
-            hashes[name] = sha256_json(sets[name])
+            url = f"{root}{SET_FOLDERS[name]}/dataset.json"
+            path = _download_set(url)
+            try:
+                sets[name] = _read_set(path)
+            except InputError as exc:  # a bad download: drop it so the next run fetches again
+                path.unlink(missing_ok=True)
+                raise InputError(f"not an LLMBar set ({exc})", path=url, field="data-dir") from None
+        hashes[name] = sha256_file(path)  # same bytes, same hash: local and downloaded copies share caches
     return sets, hashes
 
 
