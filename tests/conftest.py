@@ -74,3 +74,38 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared reference data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture
+def local_hub(tmp_path, isolated_cache):
+    """Start a Hugging Face Hub on 127.0.0.1 (`tests/local_hub.py`) serving local folders as repos.
+
+    Call it with {("model" | "dataset", "org/name"): folder}; it returns `run(argv)`, which runs a command
+    in a fresh process whose hub endpoint is that server (hub clients read it at import) and returns the
+    CompletedProcess, and the `LocalHub` (its `requests` list shows what was asked).
+    """
+    import subprocess
+    import sys
+
+    from local_hub import LocalHub
+
+    hubs = []
+
+    def start(repos):
+        hub = LocalHub(repos)
+        hubs.append(hub)
+        env = dict(os.environ, HF_ENDPOINT=hub.endpoint, HF_HUB_OFFLINE="0", HF_DATASETS_OFFLINE="0",
+                   TRANSFORMERS_OFFLINE="0", HF_HOME=str(tmp_path / "hf-home"), SELBENCH_CACHE=str(isolated_cache))
+        env.pop("HF_HUB_CACHE", None)
+        env.pop("HF_DATASETS_CACHE", None)
+
+        def run(argv, timeout=300):
+            if argv[0] == "selbench":
+                argv = [sys.executable, "-m", "selbench.cli.main", *argv[1:]]
+            return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+        return run, hub
+
+    yield start
+    for hub in hubs:
+        hub.close()

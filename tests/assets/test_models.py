@@ -112,3 +112,32 @@ def test_hub_spec_offline_is_one_clear_line(monkeypatch):
 def test_unknown_spec_is_an_input_error():
     with pytest.raises(InputError, match="did you mean 'smollm2-135m-instruct'"):
         load_model("smollm-135m-instruct")
+
+
+def test_hub_model_loads_and_fingerprints_like_its_local_copy(local_hub, tiny_model_dir):
+    """hf://org/name[@rev] through the real hub client, against a hub on 127.0.0.1 serving the tiny model."""
+    import json
+    import sys
+
+    run, hub = local_hub({("model", "tiny-org/tiny"): tiny_model_dir})
+    code = (
+        "import json; from selbench.assets import load_model, model_fingerprint\n"
+        "from selbench.errors import InputError\n"
+        "model, tok = load_model('hf://tiny-org/tiny@main')\n"
+        "out = {'cls': type(model).__name__, 'eval': not model.training, 'hub': model_fingerprint('hf://tiny-org/tiny'),\n"
+        f"       'local': model_fingerprint({str(tiny_model_dir)!r})}}\n"
+        "for bad in ('hf://tiny-org/missing', 'hf://tiny-org/tiny@no-such-branch'):\n"
+        "    try:\n"
+        "        load_model(bad)\n"
+        "    except InputError as exc:\n"
+        "        out[bad] = str(exc)\n"
+        "print(json.dumps(out))\n"
+    )
+    result = run([sys.executable, "-c", code])
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["cls"] == "LlamaForCausalLM" and out["eval"]
+    assert out["hub"] == out["local"]  # same files, same fingerprint: hub and local runs share cached steps
+    assert "cannot load hf://tiny-org/missing" in out["hf://tiny-org/missing"]
+    assert "@no-such-branch" in out["hf://tiny-org/tiny@no-such-branch"]
+    assert any(r.startswith("GET /tiny-org/tiny/resolve/") and r.endswith("model.safetensors") for r in hub.requests)

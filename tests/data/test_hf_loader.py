@@ -53,3 +53,24 @@ def test_hf_bad_row_names_row_and_field(tmp_path):
         prepare("dolly", f"hf://{path}", tmp_path / "out")
     assert (err.value.line, err.value.field) == (2, "response")
     assert not (tmp_path / "out" / "data.parquet").exists()
+
+
+def test_prepare_from_the_hub_at_a_revision_and_split(local_hub, tmp_path):
+    """`hf://org/name@rev:split` through 🤗 datasets against a hub on 127.0.0.1; same rows as the local file."""
+    repo = tmp_path / "dolly-repo"
+    repo.mkdir()
+    (repo / "databricks-dolly-15k.jsonl").write_text("\n".join(json.dumps(r) for r in DOLLY), encoding="utf-8")
+    run, hub = local_hub({("dataset", "databricks/databricks-dolly-15k"): repo})
+    out = tmp_path / "prepared"
+    result = run(["selbench", "data", "prepare", "--source", "dolly", "--input",
+                  "hf://databricks/databricks-dolly-15k@main:train", "--out", str(out), "--json"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["n"] == 2 and summary["n_dropped"] == 0
+    local = prepare("dolly", str(repo / "databricks-dolly-15k.jsonl"), tmp_path / "local")
+    assert [e.id for e in read_examples(out)] == [e.id for e in read_examples(tmp_path / "local")]
+    assert local["n"] == 2 and any("/datasets/databricks/databricks-dolly-15k/" in r for r in hub.requests)
+    bad = run(["selbench", "data", "prepare", "--source", "dolly", "--input",
+               "hf://databricks/databricks-dolly-15k:validation", "--out", str(tmp_path / "bad")])
+    assert bad.returncode == 2 and "validation" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "bad" / "data.parquet").exists()

@@ -198,3 +198,24 @@ def test_prompt_file_kwargs_nones_dropped_and_bad_rows_named(tmp_path):
     path.write_text("\n" + json.dumps(row) + "\n")
     with pytest.raises(InputError, match=r"prompts.jsonl:2: field 'kwargs'"):
         load_prompts(path)
+
+
+def test_prompts_from_the_hub_score_like_the_packaged_set(local_hub, shared_data, tmp_path):
+    """`--prompts hf://google/IFEval` through 🤗 datasets against a hub on 127.0.0.1 serving the official file."""
+    import shutil
+
+    repo = tmp_path / "ifeval-repo"
+    repo.mkdir()
+    shutil.copy(shared_data / "ifeval" / "input_data.jsonl", repo / "ifeval_input_data.jsonl")  # the hub's name
+    run, hub = local_hub({("dataset", "google/IFEval"): repo})
+    responses = shared_data / "ifeval" / "responses_gpt4_20231107.jsonl"
+    result = run(["selbench", "eval", "ifeval", "--prompts", "hf://google/IFEval", "--responses", str(responses),
+                  "--json"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {k: out[k] for k in OFFICIAL_GPT4} == pytest.approx(OFFICIAL_GPT4, abs=1e-12) and out["n"] == 541
+    assert any("/datasets/google/IFEval/resolve/" in r for r in hub.requests)
+    missing = run(["selbench", "eval", "ifeval", "--prompts", "hf://google/IFEval-typo", "--responses",
+                   str(responses)])
+    assert missing.returncode == 2 and "hf://google/IFEval-typo" in missing.stderr
+    assert "Traceback" not in missing.stderr

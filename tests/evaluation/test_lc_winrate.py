@@ -241,3 +241,51 @@ def test_cli_lc_winrate_json_on_a_shared_file(shared_data):
     assert out["n"] == 805 and out["difficulty_source"] == "estimate" and out["difficulty_models"] == 9
     assert out["glm"] == "length_controlled_noreg"  # offline: no gamed-baseline rows
     assert abs(out["lc_win_rate"] - LEADERBOARD["gemma-7b-it"][1]) < LC_MAX_ABS
+
+
+def test_official_path_with_gamed_rows_equals_alpaca_eval_itself(local_hub, shared_data, tmp_path):
+    """With the hub's `instruction_difficulty.csv` and `df_gamed.csv` (served on 127.0.0.1 in their formats;
+    the official files are hub-only, so two shared models stand in for the gamed baselines), our
+    regularised LC (`length_controlled_v1`) equals alpaca_eval's `get_length_controlled_winrate`."""
+    import sys
+
+    import pandas as pd
+
+    from selbench.evaluation.alpacaeval_data import estimated_difficulty, read_annotations
+
+    folder = shared_data / "alpaca_eval" / "annotations"
+    table = estimated_difficulty([], sorted(folder.glob("*.json")))
+    rows0 = read_annotations(folder / "claude-2.json")
+    difficulty = [table.by_instruction[r["instruction"]] for r in rows0]
+    repo = tmp_path / "alpaca_eval-repo"
+    repo.mkdir()
+    pd.Series(difficulty, name="instruction_difficulty").rename_axis("index").to_csv(repo / "instruction_difficulty.csv")
+    gamed = []
+    for stand_in, name in (("claude-2", "gpt4_1106_preview_verbose"), ("vicuna-7b-v1.5", "gpt4_1106_preview_concise")):
+        rows = read_annotations(folder / f"{stand_in}.json")
+        delta = pd.Series([len(r["output_1"]) - len(r["output_2"]) for r in rows], dtype=float)
+        gamed.append(pd.DataFrame({
+            "model": name, "index": range(len(rows)), "preference": [r["preference"] - 1 for r in rows],
+            "std_delta_len": delta / delta.std(), "instruction_difficulty": difficulty, "not_gamed_baseline": False,
+        }))
+    pd.concat(gamed, ignore_index=True).to_csv(repo / "df_gamed.csv", index=False)
+    run, hub = local_hub({("dataset", "tatsu-lab/alpaca_eval"): repo})
+    target = folder / "gemma-7b-it.json"
+    code = (
+        "import json, warnings; warnings.simplefilter('ignore')\n"
+        "import pandas as pd\n"
+        "from alpaca_eval.metrics.glm_winrate import get_length_controlled_winrate\n"
+        "from selbench.evaluation.alpacaeval_data import lc_winrate_file\n"
+        f"df = pd.read_json({str(target)!r}, dtype=False)\n"
+        "df['preference'] = df['preference'].astype(float)\n"
+        "ref = get_length_controlled_winrate(df, save_weights_dir=None)\n"
+        f"ours = lc_winrate_file({str(target)!r}, difficulty='official')\n"
+        "print(json.dumps({'ref': ref['length_controlled_winrate'], 'ours': ours['lc_win_rate'],\n"
+        "                  'glm': ours['glm'], 'source': ours['difficulty_source']}))\n"
+    )
+    result = run([sys.executable, "-c", code])
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["glm"] == "length_controlled_v1" and out["source"] == "official"
+    assert out["ours"] == pytest.approx(out["ref"], abs=1e-9)
+    assert any(r.endswith("/df_gamed.csv") for r in hub.requests)

@@ -112,5 +112,6 @@ def setup_logging(verbose: bool = False) -> None:
     level = logging.DEBUG if verbose or debug_enabled() else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     # Third-party libraries are chatty at INFO; keep ours.
-    for name in ("httpx", "urllib3", "filelock", "datasets", "transformers", "torch", "accelerate"):
+    for name in ("httpx", "httpx2", "httpcore", "urllib3", "filelock", "datasets", "transformers", "torch", "accelerate",
+                 "huggingface_hub"):
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -13,7 +13,6 @@ import logging
 import math
 import os
 import random
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,6 +123,7 @@ def official_difficulty() -> tuple[np.ndarray, Any]:
     import pandas as pd
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
+    from selbench.assets.models import hub_reachable
     from selbench.evaluation.lc_winrate import GamedRows
 
     def fetch(name: str) -> str:
@@ -132,8 +132,8 @@ def official_difficulty() -> tuple[np.ndarray, Any]:
             return cached
         if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
             raise OSError(f"{name} is not cached and HF_HUB_OFFLINE is set")
-        # Fail fast when the hub is unreachable (hf_hub_download retries for ~30 s).
-        socket.create_connection(("huggingface.co", 443), timeout=3).close()
+        if not hub_reachable():  # fail fast: hf_hub_download retries an unreachable host for ~30 s
+            raise OSError(f"{name}: the hub endpoint is unreachable")
         return hf_hub_download(repo_id="tatsu-lab/alpaca_eval", filename=name, repo_type="dataset")
 
     difficulty = (
