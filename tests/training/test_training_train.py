@@ -36,7 +36,7 @@ def read_log(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
 
 
-def test_loss_falls_memorising_eight_examples_and_outputs_are_complete(tiny_model_dir, tmp_path):
+def test_loss_falls_memorising_eight_examples_and_outputs_are_complete(tiny_model_dir, tmp_path, monkeypatch):
     data = make_data(tmp_path)
     result = train(str(tiny_model_dir), data, None, fast(epochs=8), tmp_path / "out")
     out = Path(result["out"])
@@ -50,6 +50,13 @@ def test_loss_falls_memorising_eight_examples_and_outputs_are_complete(tiny_mode
     assert cost["step"] == "train" and cost["tokens"] == result["train_tokens"]
     assert json.loads((out / "train_config.json").read_text())["config"]["template"] == "chat"
     assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
+    # A cached run finds its result from the tokenizer and file hashes alone: it never loads the weights.
+    from selbench.training import train as train_module
+
+    def no_weights(*args, **kwargs):
+        raise AssertionError("a cached run loaded the base model")
+
+    monkeypatch.setattr(train_module, "load_base_model", no_weights)
     again = train(str(tiny_model_dir), data, None, fast(epochs=8), tmp_path / "out")
     assert again["cached"] and again["final_loss"] == result["final_loss"]
 

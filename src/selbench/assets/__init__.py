@@ -10,6 +10,7 @@ from typing import Any
 
 _EXPORTS = {
     "load_model": "selbench.assets.models",
+    "load_tokenizer": "selbench.assets.models",
     "LoadOptions": "selbench.assets.models",
     "model_fingerprint": "selbench.assets.fingerprint",
     "asset_path": "selbench.assets.catalog",

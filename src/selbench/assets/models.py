@@ -115,6 +115,43 @@ def load_model(spec: str | os.PathLike, **options: Any) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+def load_tokenizer(spec: str | os.PathLike, **options: Any) -> Any:
+    """The tokenizer `load_model(spec, **options)` would return, without loading any weights.
+
+    For work that only needs the tokenizer or its chat template before deciding whether to load the model
+    (e.g. a training step key, to find a cached result first). An adapter folder's own tokenizer wins over
+    its base's, as in `load_model`.
+    """
+    from transformers import AutoTokenizer
+
+    opts = LoadOptions.from_kwargs(options)
+    resolved = parse_spec(spec, opts.revision)
+    common = {"trust_remote_code": opts.trust_remote_code}
+    if resolved.kind == "asset":
+        from selbench.assets.convert import ensure_converted
+
+        tokenizer = AutoTokenizer.from_pretrained(ensure_converted(resolved.name), local_files_only=True, **common)
+    elif resolved.kind == "dir":
+        tokenizer = AutoTokenizer.from_pretrained(resolved.path, local_files_only=True, **common)
+    elif resolved.kind == "hub":
+        offline = _hub_offline() or not hub_reachable()
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(
+                resolved.name, revision=resolved.revision, local_files_only=offline, **common
+            )
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot load the tokenizer of hf://{resolved.name}: {_first_line(exc)}",
+                             field="model") from None
+    elif (resolved.path / "tokenizer_config.json").is_file():
+        tokenizer = AutoTokenizer.from_pretrained(resolved.path, local_files_only=True, **common)
+    else:
+        tokenizer = load_tokenizer(adapter_base_spec(resolved.path).text, **options)
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = opts.padding_side
+    return tokenizer
+
+
 def _load(spec: ModelSpec, opts: LoadOptions, dtype: Any) -> tuple[Any, Any]:
     if spec.kind == "asset":
         from selbench.assets.convert import ensure_converted

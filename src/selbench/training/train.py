@@ -33,6 +33,13 @@ WEIGHT_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float32"}
 CONFIG_FILE = "train_config.json"
 
 
+def load_tokenizer(spec: str) -> Any:
+    """The base model's tokenizer alone (`selbench.assets.load_tokenizer`)."""
+    from selbench.assets import load_tokenizer as load
+
+    return load(spec)
+
+
 def load_base_model(spec: str, dtype: str = "float32") -> tuple[Any, Any, str]:
     """(model, tokenizer, spec to record as the adapter's base) for a model spec (`selbench.assets.load_model`)."""
     from selbench.assets import load_model
@@ -137,13 +144,14 @@ def train(
         _check_out_dir(Path(out_dir))
     examples, data_sha, ids_sha = load_selection(data_dir, selection_path)
     hw = trl_adapter.hardware(config)
-    model, tokenizer, base_ref = load_base_model(model_spec, WEIGHT_DTYPES[hw["precision"]])
-    key_config, inputs = _key_parts(model_spec, data_sha, ids_sha, config, tokenizer, hw["precision"])
+    # The key needs only the tokenizer (its chat template picks the template): a cached run loads no weights.
+    key_config, inputs = _key_parts(model_spec, data_sha, ids_sha, config, load_tokenizer(model_spec), hw["precision"])
     template_name, loss_on_prompt = key_config["template"], key_config["loss_on_prompt"]
 
     def compute(tmp: Path) -> dict[str, Any]:
         from selbench.cost import CostMeter
 
+        model, tokenizer, base_ref = load_base_model(model_spec, WEIGHT_DTYPES[hw["precision"]])
         rows, counts = tokenize_examples(
             examples, tokenizer, template_name, loss_on_prompt, config.max_length, selection_path or data_dir
         )
