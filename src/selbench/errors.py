@@ -59,5 +59,6 @@ class MissingDependencyError(SelbenchError, ImportError):
 
     exit_code = 2
 
-    def __init__(self, package: str, extra: str) -> None:
-        super().__init__(f"{package} is not installed: pip install \"selbench[{extra}]\"")
+    def __init__(self, package: str, extra: str | None, hint: str | None = None) -> None:
+        how = hint if hint is not None else f'pip install "selbench[{extra}]"'
+        super().__init__(f"{package} is not installed: {how}")

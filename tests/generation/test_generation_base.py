@@ -43,7 +43,7 @@ def test_backends_are_registered_lazily():
     assert BACKENDS.get("hf").__name__ == "HFBackend"
 
 
-def test_vllm_backend_without_vllm_names_the_extra():
+def test_vllm_backend_without_vllm_points_at_the_served_route():
     pytest.importorskip("torch")
     try:
         import vllm  # noqa: F401
@@ -53,7 +53,7 @@ def test_vllm_backend_without_vllm_names_the_extra():
         pytest.skip("vllm is installed")
     from selbench.errors import MissingDependencyError
 
-    with pytest.raises(MissingDependencyError, match=r'selbench\[gpu\]'):
+    with pytest.raises(MissingDependencyError, match=r"vllm serve MODEL.*--backend openai"):
         BACKENDS.get("vllm")("some/model")
 
 

@@ -115,3 +115,16 @@ def setup_logging(verbose: bool = False) -> None:
     for name in ("httpx", "httpx2", "httpcore", "urllib3", "filelock", "datasets", "transformers", "torch", "accelerate",
                  "huggingface_hub"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def backend_options(backend: str, backend_url: str | None, served_model: str | None) -> dict[str, Any] | None:
+    """`--backend-url` / `--served-model` as the generation stage's backend options (openai backend only)."""
+    from selbench.errors import InputError
+
+    if backend != "openai":
+        if backend_url or served_model:
+            raise InputError("--backend-url and --served-model go with --backend openai", field="backend-url")
+        return None
+    if not backend_url:
+        raise InputError("--backend openai needs --backend-url (e.g. http://127.0.0.1:8000/v1)", field="backend-url")
+    return {"base_url": backend_url, "served_model": served_model}

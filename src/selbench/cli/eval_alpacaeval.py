@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from selbench.cli.common import JsonOption, emit, handle_errors
+from selbench.cli.common import JsonOption, backend_options, emit, handle_errors
 
 JUDGE_HELP = (
     "Judge model name at the endpoint (e.g. gpt-4-1106-preview, or the name `selbench serve` reports)."
@@ -78,6 +78,13 @@ def alpacaeval(
         help="Other models' AlpacaEval annotation files/folders: offline, LC's instruction difficulty is "
         "estimated from them.",
     ),
+    backend: str = typer.Option("hf", "--backend", help="Where MODEL generates: hf | vllm | openai (a server)."),
+    backend_url: str | None = typer.Option(  # noqa: UP007
+        None, "--backend-url", help="openai backend: the server's base URL (e.g. a `vllm serve` at http://HOST:8000/v1)."
+    ),
+    served_model: str | None = typer.Option(  # noqa: UP007
+        None, "--served-model", help="openai backend: the served model's name (default: the only one listed)."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Generate MODEL's outputs, judge them against the baseline (weighted GPT-4-turbo annotator), report win rates.
@@ -111,6 +118,8 @@ def alpacaeval(
         annotations_out=annotations_out,
         difficulty=difficulty,
         difficulty_from=difficulty_from or (),
+        backend=backend,
+        backend_options=backend_options(backend, backend_url, served_model),
     )
     emit(_public(result), as_json)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from selbench.cli.common import JsonOption, emit, handle_errors
+from selbench.cli.common import JsonOption, backend_options, emit, handle_errors
 
 EPILOG = """Examples:
 
@@ -55,7 +55,12 @@ def register(app: typer.Typer) -> None:
                                     help="greedy (ours) | study (the study's vLLM defaults: sampling at temperature "
                                          "1.0, 1024 new tokens)."),
         seed: int = typer.Option(0, "--seed", help="Sampling seed (study setting)."),
-        backend: str = typer.Option("hf", "--backend", help="hf | vllm."),
+        backend: str = typer.Option("hf", "--backend",
+                                    help="hf | vllm (in-process) | openai (an OpenAI-compatible server, e.g. `vllm serve`)."),
+        backend_url: str = typer.Option(None, "--backend-url",
+                                        help="openai backend: the server's base URL (http://HOST:PORT/v1)."),
+        served_model: str = typer.Option(None, "--served-model",
+                                         help="openai backend: the served model's name (default: the only one listed)."),
         allow_missing: bool = typer.Option(False, "--allow-missing", help="Score only the prompts that have a response."),
         out: Path = typer.Option(None, "--out", help="Folder for responses.jsonl and scores.json."),
         as_json: bool = JsonOption,
@@ -78,7 +83,8 @@ def register(app: typer.Typer) -> None:
             else:
                 generation = GenerationConfig.greedy(max_new_tokens=max_new_tokens, batch_size=batch_size)
         result = evaluate(responses=responses, model=model, prompts=prompts, limit=limit, allow_missing=allow_missing,
-                          generation=generation, backend=backend, out=out, progress=True)
+                          generation=generation, backend=backend, out=out, progress=True,
+                          backend_options=backend_options(backend, backend_url, served_model))
         if not as_json:
             result.pop("per_instruction", None)
         emit(result, as_json, None if as_json else _human)

@@ -242,20 +242,37 @@ def head_to_head(
 
 # ------------------------------------------------------------------------------- generate + evaluate
 def generate_outputs(
-    model_spec: str, instructions: Sequence[str], max_new_tokens: int = 512, batch_size: int = 8
+    model_spec: str,
+    instructions: Sequence[str],
+    max_new_tokens: int = 512,
+    batch_size: int = 8,
+    *,
+    backend: str = "hf",
+    backend_options: dict[str, Any] | None = None,
 ) -> list[str]:
     """Greedy outputs of `model_spec` (its chat template, one user turn per instruction), cached by the
     generation stage (`selbench.generation.cached.cached_generate`, keyed by model fingerprint, benchmark,
-    prompts and settings), so re-judging or re-running never regenerates."""
+    prompts and settings), so re-judging or re-running never regenerates. `backend` / `backend_options`
+    choose where it runs (e.g. "openai" with the URL of a `vllm serve` server)."""
     from selbench.generation.base import GenerationConfig
     from selbench.generation.cached import cached_generate
 
     config = GenerationConfig.greedy(max_new_tokens=max_new_tokens, batch_size=batch_size)
     prompts = [[{"role": "user", "content": x}] for x in instructions]
-    return list(cached_generate(model_spec, "alpacaeval", prompts, config, progress=True).outputs)
+    result = cached_generate(
+        model_spec, "alpacaeval", prompts, config, progress=True, backend=backend, backend_options=backend_options
+    )
+    return list(result.outputs)
 
 
-def outputs_for(spec: str, rows: Sequence[dict[str, Any]], max_new_tokens: int) -> tuple[list[str], str]:
+def outputs_for(
+    spec: str,
+    rows: Sequence[dict[str, Any]],
+    max_new_tokens: int,
+    *,
+    backend: str = "hf",
+    backend_options: dict[str, Any] | None = None,
+) -> tuple[list[str], str]:
     """Outputs of a generator on `rows`: the packaged reference, an outputs JSON file, or a model spec."""
     instructions = [r["instruction"] for r in rows]
     if spec == REFERENCE_GENERATOR:
@@ -271,7 +288,10 @@ def outputs_for(spec: str, rows: Sequence[dict[str, Any]], max_new_tokens: int) 
             )
         found = [by_instruction[x] for x in instructions]
         return [r["output"] for r in found], str(found[0].get("generator") or Path(spec).stem)
-    return generate_outputs(spec, instructions, max_new_tokens=max_new_tokens), spec
+    outputs = generate_outputs(
+        spec, instructions, max_new_tokens=max_new_tokens, backend=backend, backend_options=backend_options
+    )
+    return outputs, spec
 
 
 def evaluate(
@@ -287,6 +307,8 @@ def evaluate(
     annotations_out: str | Path | None = None,
     difficulty: str = "auto",
     difficulty_from: Sequence[str | Path] = (),
+    backend: str = "hf",
+    backend_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Generate `model`'s outputs, judge them against `baseline`, report win rate and LC win rate.
 
@@ -294,6 +316,7 @@ def evaluate(
     or (offline) an estimate fitted on other models' annotation files (`difficulty_from`, e.g. the
     AlpacaEval leaderboard's `annotations.json` files) jointly with this run's. Without one,
     `lc_win_rate` is None and the log says why. Annotations are written in AlpacaEval's format.
+    `backend` / `backend_options` say where `model` generates (the baseline, if a model, uses "hf").
     """
     from selbench.cost import CostMeter
     from selbench.evaluation import lc_winrate
@@ -303,7 +326,9 @@ def evaluate(
     rows = load_reference(subset, limit)
     instructions = [r["instruction"] for r in rows]
     with CostMeter("eval:alpacaeval") as meter:
-        model_outputs, model_name = outputs_for(model, rows, max_new_tokens)
+        model_outputs, model_name = outputs_for(
+            model, rows, max_new_tokens, backend=backend, backend_options=backend_options
+        )
         base_outputs, base_name = outputs_for(baseline, rows, max_new_tokens)
         client = JudgeClient(JudgeConfig(model=judge, base_url=judge_base_url, max_workers=judge_workers))
         prefs = annotate_pairs(client, instructions, base_outputs, model_outputs, progress=True)

@@ -204,6 +204,7 @@ def evaluate(
     out: str | Path | None = None,
     store: Any = None,
     progress: bool = False,
+    backend_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """IFEval end to end: score given responses, or generate them with `model` first.
 
@@ -214,7 +215,8 @@ def evaluate(
         limit: score only the first K prompts (with `model`).
         allow_missing: with `responses`, score only the prompts that have one.
         generation: a `GenerationConfig` (default: greedy, 1024 new tokens).
-        backend: generation backend name ("hf" or "vllm").
+        backend: generation backend name ("hf", "vllm" or "openai").
+        backend_options: the openai backend's `base_url` / `served_model`.
         out: a folder to write `responses.jsonl` and `scores.json` into.
         store: the `StepStore` for the generation cache (default: `$SELBENCH_CACHE`).
         progress: show a progress bar while generating.
@@ -242,7 +244,7 @@ def evaluate(
         kept = prompt_set[:limit] if limit is not None else prompt_set
         config = generation if generation is not None else GenerationConfig.greedy(max_new_tokens=1024)
         generated = cached_generate(model, BENCHMARK, [p.messages for p in kept], config, store=store,
-                                    backend=backend, progress=progress)
+                                    backend=backend, progress=progress, backend_options=backend_options)
         texts = generated.outputs
         extra.update({"model": str(model), "generation_key": generated.key, "generation_cached": generated.cached})
     result = score_ifeval(kept, texts)

@@ -141,3 +141,4 @@ def truncate_at_stop(text: str, stop: tuple[str, ...]) -> str:
 BACKENDS: Registry[Any] = Registry("generation backend", "selbench.generation_backends")
 BACKENDS.register("hf", "selbench.generation.hf:HFBackend")
 BACKENDS.register("vllm", "selbench.generation.vllm:VLLMBackend")
+BACKENDS.register("openai", "selbench.generation.openai_server:OpenAIServerBackend")

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,8 +77,20 @@ def _validate_prompts(prompts: list[Prompt]) -> None:
                 raise InputError("every message needs string 'role' and 'content'", line=i + 1, field="messages")
 
 
-def _make_backend(backend: str, model_spec: str | os.PathLike, model: Any, tokenizer: Any, progress: bool) -> Any:
+def _make_backend(
+    backend: str,
+    model_spec: str | os.PathLike,
+    model: Any,
+    tokenizer: Any,
+    progress: bool,
+    options: Mapping[str, Any] | None = None,
+) -> Any:
     cls = BACKENDS.get(backend)
+    if backend == "openai":
+        options = dict(options or {})
+        if not options.get("base_url"):
+            raise InputError("the openai backend needs the server's URL (--backend-url)", field="backend-url")
+        return cls(options.pop("base_url"), **options)
     if backend == "vllm":
         from selbench.assets.spec import parse_spec
 
@@ -110,6 +123,7 @@ def cached_generate(
     tokenizer: Any = None,
     shard_size: int | None = None,
     progress: bool = False,
+    backend_options: Mapping[str, Any] | None = None,
 ) -> GenerationResult:
     """Generate one completion per prompt, or return the stored ones.
 
@@ -120,11 +134,13 @@ def cached_generate(
         prompts: chat message lists or plain strings.
         config: decoding settings.
         store: the step store (default: `$SELBENCH_CACHE`).
-        backend: "hf" or "vllm" (or a plugin).
+        backend: "hf", "vllm" or "openai" (an OpenAI-compatible server, e.g. `vllm serve`), or a plugin.
         model, tokenizer: an already-loaded model for `model_spec` (saves the load; must be that model).
         shard_size: prompts per resumable shard (default: 2 batches, at least 16 prompts); prompts are
             sorted by length within a shard.
         progress: show a progress bar.
+        backend_options: the openai backend's `base_url`, `served_model`, `max_workers` (not part of the
+            key: `model_spec` must be the model the server serves).
 
     Returns:
         A `GenerationResult` with the outputs in the prompts' order.
@@ -134,6 +150,9 @@ def cached_generate(
     if not prompts:
         raise InputError("no prompts to generate for", field="prompts")
     _validate_prompts(prompts)
+    BACKENDS.get(backend)  # an unknown name fails here, before any work
+    if backend == "openai" and not (backend_options or {}).get("base_url"):
+        raise InputError("the openai backend needs the server's URL (--backend-url)", field="backend-url")
     from selbench.assets.fingerprint import model_fingerprint
 
     store = store or StepStore()
@@ -160,7 +179,7 @@ def cached_generate(
                         totals["resumed_shards"] += 1
                         continue
                 if runner is None:
-                    runner = _make_backend(backend, model_spec, model, tokenizer, progress)
+                    runner = _make_backend(backend, model_spec, model, tokenizer, progress, backend_options)
                 before = dict(runner.stats)
                 texts = runner.generate([prompts[i] for i in shard], config)
                 assert len(texts) == len(shard), f"backend returned {len(texts)} outputs for {len(shard)} prompts"

@@ -1,4 +1,8 @@
-"""Generation with vLLM (the `gpu` extra), the backend the study's inference script used.
+"""Generation with vLLM in-process, the engine the study's inference script used.
+
+vLLM's pins conflict with selbench's (see pyproject's `gpu` extra), so this backend works only where
+`import vllm` does; the tested route is `vllm serve` in its own environment plus the `openai` backend
+(`selbench.generation.openai_server`). Not run in CI (no GPU, no vLLM).
 
 Same interface as `HFBackend`: chat prompts go through the tokenizer's chat template, then
 `LLM.generate` with `SamplingParams` built from our `GenerationConfig` (greedy = temperature 0, as vLLM
@@ -20,7 +24,12 @@ def _import_vllm() -> Any:
     try:
         import vllm
     except ImportError as exc:
-        raise MissingDependencyError("vllm", "gpu") from exc
+        raise MissingDependencyError(
+            "vllm",
+            None,
+            "its pins conflict with selbench's; run `vllm serve MODEL` in its own environment and pass "
+            "--backend openai --backend-url http://HOST:PORT/v1",
+        ) from exc
     return vllm
 
 
