@@ -9,8 +9,10 @@
   models "m" (output_1) and "M" (output_2); one token is requested (max_tokens 1, temperature 1,
   logprobs with top 5); preference = 2 - P(m) / (P(m) + P(M)) over the top-5 list (a token absent from
   it has probability 0; neither present = unparseable). Before prompting, the pair is swapped when
-  `random.Random("is_switched_outputs" + instruction + "123")` draws True, and the preference mapped
-  back with 3 - x, exactly as alpaca_eval's pairwise annotator (seed 123) does.
+  `random.Random("is_switched_outputs" + instruction + "0")` draws True, and the preference mapped
+  back with 3 - x, exactly as alpaca_eval's pairwise annotator does (its annotators run with seed 0,
+  passed down to the switch; the official leaderboard annotations agree on every instruction, see the
+  tests). Pairs whose two outputs are identical get 1.5 without a judge call, as in alpaca_eval.
 * Head-to-head (the study's Figure 2): for each instruction, the selected model's output against one
   random-baseline model's output picked uniformly at random (seeded). The study's script pooled the
   random models' outputs per instruction, sampled one with Python's unseeded `random.sample`, and ran
@@ -54,7 +56,10 @@ ANNOTATOR = "weighted_alpaca_eval_gpt4_turbo"
 PROMPT_FILE = "alpaca_eval/evaluators_configs/alpaca_eval_clf_gpt4_turbo/alpaca_eval_clf.txt"
 # completions_kwargs of weighted_alpaca_eval_gpt4_turbo/configs.yaml
 JUDGE_PARAMS = {"max_tokens": 1, "temperature": 1, "logprobs": True, "top_logprobs": 5}
-ANNOTATOR_SEED = 123  # alpaca_eval's SingleAnnotator default seed, used for the output-order switch
+# The output-order switch's seed: alpaca_eval's BaseAnnotator default (0), which it passes to each
+# SingleAnnotator and on to its RandomSwitchTwoColumnsProcessor (SingleAnnotator's own default, 123, is never
+# used by the pipeline).
+ANNOTATOR_SEED = 0
 
 
 # ------------------------------------------------------------------------------------------- judging
@@ -120,15 +125,24 @@ def annotate_pairs(
     randomize_order: bool = True,
     progress: bool = False,
 ) -> list[float | None]:
-    """Preference of output_2 over output_1 per instruction (1 = output_1 wins, 2 = output_2 wins, None = unparsed)."""
+    """Preference of output_2 over output_1 per instruction (1 = output_1 wins, 2 = output_2 wins, None = unparsed).
+
+    Identical outputs are a draw (1.5) and are not sent to the judge, as alpaca_eval does.
+    """
     template = judge_template()
     switched = [randomize_order and is_switched(x) for x in instructions]
+    asked = [i for i, (a, b) in enumerate(zip(outputs_1, outputs_2, strict=True)) if a != b]
     requests = [
-        judge_messages(template, x, b, a) if s else judge_messages(template, x, a, b)
-        for x, a, b, s in zip(instructions, outputs_1, outputs_2, switched, strict=True)
+        judge_messages(template, instructions[i], outputs_2[i], outputs_1[i])
+        if switched[i]
+        else judge_messages(template, instructions[i], outputs_1[i], outputs_2[i])
+        for i in asked
     ]
-    prefs = client.judge_many(requests, JUDGE_PARAMS, parse_weighted_preference, progress=progress)
-    return [None if p is None else (3 - p if s else p) for p, s in zip(prefs, switched, strict=True)]
+    prefs: list[float | None] = [1.5] * len(instructions)
+    answers = client.judge_many(requests, JUDGE_PARAMS, parse_weighted_preference, progress=progress) if asked else []
+    for i, p in zip(asked, answers, strict=True):
+        prefs[i] = None if p is None else (3 - p if switched[i] else p)
+    return prefs
 
 
 def annotation_records(
