@@ -351,3 +351,53 @@ def test_alpacaeval_on_a_limit_gets_lc_offline_from_other_models_annotations(jud
     assert lc["win_rate"] == out["win_rate"]  # same verdicts (judge cache), LC added
     assert lc["difficulty_source"] == "estimate" and lc["glm"] == "length_controlled_noreg"
     assert 0.0 <= lc["lc_win_rate"] <= 100.0
+
+
+def test_bad_options_fail_before_any_work_and_leave_no_annotations(judge_server, shared_data, tmp_path):
+    """Review findings: late validation and partial output. Each case exits 2 naming its flag, before judging."""
+    from selbench.cli.main import app
+
+    app_state, server = judge_server
+    outputs = shared_data / "alpaca_eval" / "model_outputs" / "vicuna-7b-v1.5.json"
+    ann = tmp_path / "ann.json"
+    base = ["eval", "alpacaeval", "--model", str(outputs), "--judge", "tiny-judge", "--judge-base-url",
+            server.base_url, "--limit", "12", "--annotations-out", str(ann)]
+    before = app_state.state.counts["chat"]
+    cases = [
+        (["--difficulty", str(tmp_path / "missing.csv")], "missing.csv"),
+        (["--difficulty-from", str(tmp_path / "nowhere")], "field 'difficulty-from'"),
+        (["--judge-workers", "0"], "field 'judge-workers'"),
+        (["--judge-base-url", "ftp://x"], "field 'judge-base-url'"),
+    ]
+    for extra, expected in cases:
+        result = CliRunner().invoke(app, [*base, *extra])
+        assert result.exit_code == 2 and expected in result.output, (extra, result.output)
+    (tmp_path / "file").write_text("")
+    result = CliRunner().invoke(app, [*base, "--annotations-out", str(tmp_path / "file" / "ann.json")])
+    assert result.exit_code == 2 and "field 'annotations-out'" in result.output
+    missing = CliRunner().invoke(app, [*base[:3], str(tmp_path / "gone.json"), *base[4:]])
+    assert missing.exit_code == 2 and "outputs file not found" in missing.output
+    assert app_state.state.counts["chat"] == before and not ann.exists()  # nothing judged, nothing written
+    h2h = ["eval", "head-to-head", "--model", str(outputs), "--random", str(outputs), "--judge", "tiny-judge",
+           "--judge-base-url", server.base_url, "--limit", "2"]
+    for extra, field in ((["--seed", "-1"], "seed"), (["--protocol", "sometimes"], "protocol")):
+        result = CliRunner().invoke(app, [*h2h, *extra])
+        assert result.exit_code == 2 and f"field '{field}'" in result.output, result.output
+
+
+def test_head_to_head_study_protocol_judges_once_with_the_switch(judge_server, shared_data):
+    app_state, server = judge_server
+    rows = alpacaeval.load_reference(limit=6)
+    instructions = [r["instruction"] for r in rows]
+    outputs = json.loads((shared_data / "alpaca_eval" / "model_outputs" / "vicuna-7b-v1.5.json").read_text())
+    by_text = {o["instruction"]: o["output"] for o in outputs}
+    selected = [by_text[x] for x in instructions]
+    randoms = {"s0": [r["output"] for r in rows]}
+    client = JudgeClient(JudgeConfig(model="tiny-judge", base_url=server.base_url))
+    study = alpacaeval.head_to_head(instructions, selected, randoms, client, protocol="study")
+    assert study["protocol"] == "study" and client.stats.requests == 6  # once per instruction
+    # the same verdicts as the plain AlpacaEval annotation with the random output as the reference
+    plain = alpacaeval.annotate_pairs(client, instructions, randoms["s0"], selected)
+    assert study["preferences"] == plain
+    both = alpacaeval.head_to_head(instructions, selected, randoms, client, protocol="both")
+    assert both["protocol"] == "both" and client.stats.requests == 6 + 6 + 12

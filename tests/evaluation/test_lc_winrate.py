@@ -289,3 +289,24 @@ def test_official_path_with_gamed_rows_equals_alpaca_eval_itself(local_hub, shar
     assert out["glm"] == "length_controlled_v1" and out["source"] == "official"
     assert out["ours"] == pytest.approx(out["ref"], abs=1e-9)
     assert any(r.endswith("/df_gamed.csv") for r in hub.requests)
+
+
+def test_too_few_judged_records_and_mixed_models_are_usage_errors(shared_data, tmp_path):
+    from selbench.cli.main import app
+
+    folder = shared_data / "alpaca_eval" / "annotations"
+    rows = json.loads((folder / "claude-2.json").read_text())
+    few = [dict(r, preference=None) for r in rows[:30]]
+    for r in few[:7]:
+        r["preference"] = 1.2
+    path = _write(tmp_path, few)
+    args = ["eval", "lc-winrate", "--annotations", str(path), "--difficulty-from", str(folder)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "field 'preference'" in result.output and "7 records" in result.output
+    mixed = rows[:20] + json.loads((folder / "gemma-7b-it.json").read_text())[20:40]
+    path = _write(tmp_path, mixed)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and f"{path}:21: field 'generator_2'" in result.output
+    path = _write(tmp_path, rows[:20] + rows[5:6])
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and f"{path}:21: field 'instruction'" in result.output

@@ -102,12 +102,16 @@ def alpacaeval(
     from selbench.errors import InputError
     from selbench.evaluation.alpacaeval import evaluate
 
-    if annotations_out is not None and annotations_out.is_dir():  # checked before generating and judging
-        raise InputError(
-            "is a folder; expected the annotations' file path (FILE.json)",
-            path=annotations_out,
-            field="annotations-out",
-        )
+    if annotations_out is not None:  # checked before generating and judging
+        if annotations_out.is_dir():
+            raise InputError(
+                "is a folder; expected the annotations' file path (FILE.json)",
+                path=annotations_out,
+                field="annotations-out",
+            )
+        blocking = next((p for p in annotations_out.parents if p.exists()), None)
+        if blocking is not None and not blocking.is_dir():
+            raise InputError(f"{blocking} is a file, not a folder", path=annotations_out, field="annotations-out")
     result = evaluate(
         model,
         judge=judge,
@@ -146,6 +150,12 @@ def head_to_head(
         "--full-per-seed",
         help="Also judge against every random model on every instruction (per_seed_full).",
     ),
+    protocol: str = typer.Option(
+        "both",
+        "--protocol",
+        help="both (each pair judged in both orders, averaged) | study (once, random output as the reference, "
+        "alpaca_eval's order switch: the study's script).",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """The study's Figure 2: MODEL vs a randomly chosen random-baseline model per instruction, both orders judged.
@@ -168,6 +178,7 @@ def head_to_head(
         max_new_tokens=max_new_tokens,
         judge_workers=workers,
         full_per_seed=full_per_seed,
+        protocol=protocol,
     )
     emit(_public(result), as_json)
 

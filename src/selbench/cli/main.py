@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 
 # Idle OpenMP threads must sleep rather than spin: on a shared CPU, spinning makes torch 10x slower.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -12,6 +13,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import typer
 
 from selbench.cli.common import DEBUG_ENV, setup_logging
+
+# alpaca_eval imports pkg_resources at import time; its deprecation notice is not the user's concern.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
 app = typer.Typer(
     name="selbench",

@@ -16,10 +16,13 @@
 * Head-to-head (the study's Figure 2): for each instruction, the selected model's output against one
   random-baseline model's output picked uniformly at random (seeded). The study's script pooled the
   random models' outputs per instruction, sampled one with Python's unseeded `random.sample`, and ran
-  alpaca_eval's `alpaca_eval_gpt4_turbo_fn` annotator; we seed the pick and use the weighted annotator
-  judged in both orders (position swapping), averaging the two preferences. Mean-adjusted win rate =
-  win rate - 50. `per_seed` reports the win rate over the instructions whose opponent came from each
-  random seed (no extra judge calls).
+  alpaca_eval's `alpaca_eval_gpt4_turbo_fn` annotator once per pair (random output as the reference,
+  alpaca_eval's seeded order switch). We seed the pick and, by default (`protocol="both"`), judge with the
+  weighted annotator in both orders (position swapping) and average the two preferences; `protocol="study"`
+  judges once as the study did (random output as output_1, alpaca_eval's switch), still with the weighted
+  annotator (the function-calling `_fn` annotator needs tool calls, which `selbench serve` does not offer).
+  Mean-adjusted win rate = win rate - 50. `per_seed` reports the win rate over the instructions whose
+  opponent came from each random seed (no extra judge calls).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from selbench.evaluation.judge import JudgeClient, JudgeParseError
 log = logging.getLogger(__name__)
 
 ANNOTATOR = "weighted_alpaca_eval_gpt4_turbo"
+PROTOCOLS = ("both", "study")  # head-to-head judging: both orders averaged, or once as the study did
 PROMPT_FILE = "alpaca_eval/evaluators_configs/alpaca_eval_clf_gpt4_turbo/alpaca_eval_clf.txt"
 # completions_kwargs of weighted_alpaca_eval_gpt4_turbo/configs.yaml
 JUDGE_PARAMS = {"max_tokens": 1, "temperature": 1, "logprobs": True, "top_logprobs": 5}
@@ -188,6 +192,7 @@ def head_to_head(
     seed: int = 0,
     progress: bool = False,
     full_per_seed: bool = False,
+    protocol: str = "both",
 ) -> dict[str, Any]:
     """The study's Figure 2: the selected model vs a random-baseline model picked per instruction.
 
@@ -199,11 +204,15 @@ def head_to_head(
         full_per_seed: also judge the selected model against every random-baseline model on every
             instruction (both orders; len(random_outputs_by_seed) times more judge calls), reported as
             `per_seed_full`: the spread of the win rate across random baselines.
+        protocol: "both" (each pair judged in both orders, preferences averaged) or "study" (once, the
+            random output as output_1 with alpaca_eval's seeded order switch, as the study's script ran it).
 
     Returns:
         `win_rate` (percent), `mean_adjusted_win_rate` (win rate - 50), `n` (judged instructions),
         `unparsed`, `per_seed` ({seed: {win_rate, mean_adjusted_win_rate, n}}), `opponents`, `preferences`.
     """
+    if protocol not in PROTOCOLS:
+        raise InputError(f"{protocol!r} is not one of {list(PROTOCOLS)}", field="protocol")
     keys = sorted(random_outputs_by_seed, key=str)
     if not keys:
         raise ValueError("head_to_head needs at least one random-baseline model")
@@ -217,14 +226,22 @@ def head_to_head(
     rng = np.random.default_rng(seed)
     picks = [keys[int(i)] for i in rng.integers(len(keys), size=len(instructions))]
     opponents = [random_outputs_by_seed[k][i] for i, k in enumerate(picks)]
-    # Both orders, no random switch: once with the random output as output_1, once as output_2.
-    forward = annotate_pairs(
-        client, instructions, opponents, selected_outputs, randomize_order=False, progress=progress
-    )
-    backward = annotate_pairs(
-        client, instructions, selected_outputs, opponents, randomize_order=False, progress=progress
-    )
-    prefs = _average_orders(forward, backward)
+    def judged(randoms: Sequence[str], show_progress: bool) -> tuple[list[float | None], int]:
+        """Preferences for the selected outputs against `randoms`, and the unparsed judgements."""
+        if protocol == "study":  # once: the random output is the reference, alpaca_eval switches the order
+            once = annotate_pairs(client, instructions, randoms, selected_outputs, progress=show_progress)
+            return once, sum(p is None for p in once)
+        # Both orders, no random switch: once with the random output as output_1, once as output_2.
+        forward = annotate_pairs(
+            client, instructions, randoms, selected_outputs, randomize_order=False, progress=show_progress
+        )
+        backward = annotate_pairs(
+            client, instructions, selected_outputs, randoms, randomize_order=False, progress=show_progress
+        )
+        unparsed = sum(p is None for p in forward) + sum(p is None for p in backward)
+        return _average_orders(forward, backward), unparsed
+
+    prefs, unparsed_orders = judged(opponents, progress)
 
     def summary(values: list[float]) -> dict[str, Any]:
         if not values:
@@ -234,7 +251,8 @@ def head_to_head(
 
     out = summary([p for p in prefs if p is not None])
     out["unparsed"] = sum(p is None for p in prefs)
-    out["unparsed_orders"] = sum(p is None for p in forward) + sum(p is None for p in backward)
+    out["unparsed_orders"] = unparsed_orders
+    out["protocol"] = protocol
     out["per_seed"] = {
         str(k): summary([p for p, pk in zip(prefs, picks, strict=True) if pk == k and p is not None])
         for k in keys
@@ -242,13 +260,8 @@ def head_to_head(
     if full_per_seed:
         out["per_seed_full"] = {}
         for key in keys:
-            fwd = annotate_pairs(
-                client, instructions, random_outputs_by_seed[key], selected_outputs, randomize_order=False
-            )
-            bwd = annotate_pairs(
-                client, instructions, selected_outputs, random_outputs_by_seed[key], randomize_order=False
-            )
-            out["per_seed_full"][str(key)] = summary([p for p in _average_orders(fwd, bwd) if p is not None])
+            full, _ = judged(random_outputs_by_seed[key], False)
+            out["per_seed_full"][str(key)] = summary([p for p in full if p is not None])
     out["opponents"] = [str(k) for k in picks]
     out["preferences"] = prefs
     return out
@@ -291,12 +304,15 @@ def outputs_for(
     instructions = [r["instruction"] for r in rows]
     if spec == REFERENCE_GENERATOR:
         return [r["output"] for r in rows], REFERENCE_GENERATOR
-    if spec.endswith(".json") and Path(spec).is_file():
+    if spec.endswith(".json"):
+        if not Path(spec).is_file():
+            raise InputError("outputs file not found", path=spec)
         by_instruction = {r["instruction"]: r for r in read_outputs(spec)}
-        missing = [i for i, x in enumerate(instructions) if x not in by_instruction]
+        missing = [r for r in rows if r["instruction"] not in by_instruction]
         if missing:
             raise InputError(
-                f"no output for instruction {missing[0]} of the evaluation set",
+                f"no output for AlpacaEval instruction {missing[0]['index']} (0-based, of 805): "
+                f"{missing[0]['instruction'][:60]!r}",
                 path=spec,
                 field="instruction",
             )
@@ -334,24 +350,28 @@ def evaluate(
     """
     from selbench.cost import CostMeter
     from selbench.evaluation import lc_winrate
-    from selbench.evaluation.judge import JudgeConfig
     from selbench.runner.store import write_json_atomic
 
+    # Everything that can be checked is checked before generating and judging.
     rows = load_reference(subset, limit)
     instructions = [r["instruction"] for r in rows]
+    config = judge_config(judge, judge_base_url, judge_workers)
+    fixed_table = None
+    if difficulty not in ("auto", "estimate"):  # official or a CSV: load it now (it does not depend on the run)
+        fixed_table = resolve_difficulty(difficulty)
+    elif difficulty_from:
+        _check_difficulty_files(difficulty_from)
     with CostMeter("eval:alpacaeval") as meter:
         model_outputs, model_name = outputs_for(
             model, rows, max_new_tokens, backend=backend, backend_options=backend_options
         )
         base_outputs, base_name = outputs_for(baseline, rows, max_new_tokens)
-        client = JudgeClient(JudgeConfig(model=judge, base_url=judge_base_url, max_workers=judge_workers))
+        client = JudgeClient(config)
         prefs = annotate_pairs(client, instructions, base_outputs, model_outputs, progress=True)
         client.charge(meter)
     records = annotation_records(
         instructions, base_outputs, model_outputs, prefs, base_name, model_name, judge
     )
-    if annotations_out is not None:
-        write_json_atomic(annotations_out, records)
     pref_arr, len_1, len_2 = annotation_arrays(
         [dict(r, preference=float("nan") if r["preference"] is None else r["preference"]) for r in records]
     )
@@ -360,7 +380,7 @@ def evaluate(
     result.update(lc_win_rate=None, lc_standard_error=None, difficulty_source=None, glm=None)
     judged = [r for r, p in zip(records, pref_arr, strict=True) if not np.isnan(p)]
     if len(judged) >= 2 * lc_winrate.N_SPLITS:
-        table = _difficulty_or_none(difficulty, difficulty_from, judged)
+        table = fixed_table or _difficulty_or_none(difficulty, difficulty_from, judged)
         if table is not None:
             lc = lc_winrate.length_controlled_win_rate(
                 pref_arr, len_1, len_2, table.lookup(records), gamed=table.gamed
@@ -372,11 +392,13 @@ def evaluate(
                 glm=table.glm,
             )
     else:
-        log.info(
-            "no LC win rate: %d judged instructions, the GLM's CV needs %d",
+        log.warning(
+            "no LC win rate: %d judged instructions, the GLM's cross-validation needs %d",
             len(judged),
             2 * lc_winrate.N_SPLITS,
         )
+    if annotations_out is not None:  # last: an error above leaves no file behind
+        write_json_atomic(annotations_out, records)
     result.update(
         unparsed=sum(p is None for p in prefs),
         judge=client.stats.to_dict(),
@@ -386,6 +408,24 @@ def evaluate(
         annotations=str(annotations_out) if annotations_out else None,
     )
     return result
+
+
+def judge_config(judge: str, judge_base_url: str | None, judge_workers: int) -> Any:
+    """The judge's `JudgeConfig`, built before any work so that a bad option fails at once, naming its flag."""
+    from selbench.evaluation.judge import JudgeConfig
+
+    flags = {"model": "judge", "base_url": "judge-base-url", "max_workers": "judge-workers"}
+    try:
+        return JudgeConfig(model=judge, base_url=judge_base_url, max_workers=judge_workers)
+    except ValueError as exc:
+        attribute = str(exc).split("=", 1)[0].removeprefix("JudgeConfig.")
+        raise InputError(str(exc).split(": ", 1)[-1], field=flags.get(attribute, attribute)) from None
+
+
+def _check_difficulty_files(items: Sequence[str | Path]) -> None:
+    for item in items:
+        if not Path(item).exists():
+            raise InputError("annotation file or folder not found", path=item, field="difficulty-from")
 
 
 def _difficulty_or_none(
@@ -416,13 +456,18 @@ def evaluate_head_to_head(
     max_new_tokens: int = 512,
     judge_workers: int = 4,
     full_per_seed: bool = False,
+    protocol: str = "both",
 ) -> dict[str, Any]:
     """`selbench eval head-to-head`: outputs of `model` and of each random-baseline model, then `head_to_head`."""
     from selbench.cost import CostMeter
-    from selbench.evaluation.judge import JudgeConfig
 
     if not randoms:
-        raise ValueError("--random: give at least one random-baseline model")
+        raise InputError("give at least one random-baseline model", field="random")
+    if protocol not in PROTOCOLS:
+        raise InputError(f"{protocol!r} is not one of {list(PROTOCOLS)}", field="protocol")
+    if seed < 0:
+        raise InputError(f"{seed} is not >= 0", field="seed")
+    config = judge_config(judge, judge_base_url, judge_workers)
     rows = load_reference(subset, limit)
     instructions = [r["instruction"] for r in rows]
     with CostMeter("eval:head-to-head") as meter:
@@ -431,9 +476,16 @@ def evaluate_head_to_head(
         for spec in randoms:
             outputs, random_name = outputs_for(spec, rows, max_new_tokens)
             by_seed[random_name if random_name not in by_seed else f"{random_name}#{len(by_seed)}"] = outputs
-        client = JudgeClient(JudgeConfig(model=judge, base_url=judge_base_url, max_workers=judge_workers))
+        client = JudgeClient(config)
         result = head_to_head(
-            instructions, selected, by_seed, client, seed=seed, progress=True, full_per_seed=full_per_seed
+            instructions,
+            selected,
+            by_seed,
+            client,
+            seed=seed,
+            progress=True,
+            full_per_seed=full_per_seed,
+            protocol=protocol,
         )
         client.charge(meter)
     result.update(

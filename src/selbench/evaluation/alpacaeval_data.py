@@ -148,6 +148,20 @@ def read_annotations(path: str | Path) -> list[dict[str, Any]]:
                 field="preference",
             )
         row["preference"] = float("nan") if pref is None else float(pref)
+    # One model against one baseline per file, each instruction once (alpaca_eval asserts the former).
+    seen: dict[str, int] = {}
+    for i, row in enumerate(rows, 1):
+        if row.get("generator_2") != rows[0].get("generator_2"):
+            raise InputError(
+                f"{row.get('generator_2')!r} differs from record 1's {rows[0].get('generator_2')!r}: one model per file",
+                path=path,
+                line=i,
+                field="generator_2",
+            )
+        if row["instruction"] in seen:
+            raise InputError(f"same instruction as record {seen[row['instruction']]}", path=path, line=i,
+                             field="instruction")
+        seen[row["instruction"]] = i
     return rows
 
 
@@ -347,6 +361,14 @@ def lc_winrate_file(
 
     rows = read_annotations(path)
     prefs, len_1, len_2 = annotation_arrays(rows)
+    judged = int(np.sum(~np.isnan(prefs)))
+    if judged < 2 * lc_winrate.N_SPLITS:
+        raise InputError(
+            f"{judged} records have a preference; the LC GLM's {lc_winrate.N_SPLITS}-fold cross-validation "
+            f"needs at least {2 * lc_winrate.N_SPLITS}",
+            path=path,
+            field="preference",
+        )
     table = resolve_difficulty(difficulty, difficulty_from or [Path(path).parent], rows=rows, exclude=path)
     result = lc_winrate.evaluate(prefs, len_1, len_2, table.lookup(rows, path), gamed=table.gamed)
     result.update(
