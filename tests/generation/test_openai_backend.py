@@ -88,3 +88,69 @@ def test_ifeval_cli_generates_through_a_server(tiny_model_dir, tiny_server):
     assert missing.exit_code == 2 and "--backend-url" in missing.output
     stray = CliRunner().invoke(app, [*args, "--backend-url", tiny_server.base_url])
     assert stray.exit_code == 2 and "--backend openai" in stray.output
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_new_model_at_the_same_address_and_name_is_asked_again(tmp_path):
+    """Review finding: per-request answers were cached by URL and served name only, so a retrained model
+    served the same way got its predecessor's outputs. They now belong to the generation step (the model)."""
+    from selbench.assets import load_model
+    from selbench.assets.tiny import build_tiny_model
+
+    port, config, outputs = _free_port(), GenerationConfig.greedy(max_new_tokens=8, batch_size=1), {}
+    for seed in (0, 7):
+        folder = tmp_path / f"m{seed}"
+        build_tiny_model(folder, seed=seed)
+        model, tok = load_model(str(folder))
+        with BackgroundServer(create_app(model, tok, "out/model"), port=port) as server:
+            served = cached_generate(str(folder), "test", PROMPTS, config, backend="openai",
+                                     backend_options={"base_url": server.base_url})
+        local = cached_generate(str(folder), "test", PROMPTS, config)
+        assert served.outputs == local.outputs
+        outputs[seed] = served.outputs
+    assert outputs[0] != outputs[7]
+
+
+def test_server_stops_where_the_hf_backend_stops(tiny_model_dir, tmp_path):
+    """A model whose EOS is not its chat template's end-of-turn token: both paths stop at `<|im_end|>` and
+    neither leaks special tokens into the text."""
+    import shutil
+
+    from selbench.assets import load_model
+
+    folder = tmp_path / "base-eos"
+    shutil.copytree(tiny_model_dir, folder)
+    model, tok = load_model(str(folder))
+    tok.eos_token = "<|endoftext|>"
+    model.generation_config.eos_token_id = tok.convert_tokens_to_ids("<|endoftext|>")
+    im_end = tok.convert_tokens_to_ids("<|im_end|>")
+    assert tok.eos_token_id != im_end
+
+    calls = {"n": 0}
+
+    def end_turn_after_two(module, args, output):  # two ordinary tokens, then <|im_end|>
+        calls["n"] += 1
+        if calls["n"] > 2:
+            output = output.clone()
+            output[..., im_end] += 1000.0
+        return output
+
+    from selbench.generation.hf import HFBackend
+
+    config = GenerationConfig.greedy(max_new_tokens=6, batch_size=1)
+    hook = model.lm_head.register_forward_hook(end_turn_after_two)
+    try:
+        local = HFBackend(model, tok).generate(PROMPTS[:1], config)
+        calls["n"] = 0
+        with BackgroundServer(create_app(model, tok, "base")) as server:
+            served = OpenAIServerBackend(server.base_url).generate(PROMPTS[:1], config)
+    finally:
+        hook.remove()
+    assert served == local and "<|im_end|>" not in served[0]

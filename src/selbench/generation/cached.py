@@ -179,7 +179,10 @@ def cached_generate(
                         totals["resumed_shards"] += 1
                         continue
                 if runner is None:
-                    runner = _make_backend(backend, model_spec, model, tokenizer, progress, backend_options)
+                    options = backend_options
+                    if backend == "openai":  # per-request answers are cached with this step (this model) only
+                        options = {**(backend_options or {}), "cache_dir": partial / "requests"}
+                    runner = _make_backend(backend, model_spec, model, tokenizer, progress, options)
                 before = dict(runner.stats)
                 texts = runner.generate([prompts[i] for i in shard], config)
                 assert len(texts) == len(shard), f"backend returned {len(texts)} outputs for {len(shard)} prompts"

@@ -20,6 +20,21 @@ log = logging.getLogger(__name__)
 CHAT_END_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>")
 
 
+def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
+    """Where generation ends: EOS ids of the tokenizer and the generation config, plus the chat end tokens in
+    the vocabulary (a base model's EOS is often not its chat template's end of turn). Shared by the HF
+    backend and `selbench serve`, so both stop at the same token."""
+    ids: set[int] = set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if gen_eos is not None:
+        ids.update(int(i) for i in (gen_eos if isinstance(gen_eos, (list, tuple)) else [gen_eos]))
+    vocab = tokenizer.get_vocab()
+    ids.update(vocab[t] for t in CHAT_END_TOKENS if t in vocab)
+    return sorted(ids)
+
+
 class HFBackend:
     """Greedy or sampled generation with a loaded causal LM.
 
@@ -54,15 +69,7 @@ class HFBackend:
 
     def stop_token_ids(self) -> list[int]:
         """EOS ids of the tokenizer and generation config, plus chat end tokens in the vocabulary."""
-        ids: set[int] = set()
-        if self.tokenizer.eos_token_id is not None:
-            ids.add(int(self.tokenizer.eos_token_id))
-        gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
-        if gen_eos is not None:
-            ids.update(int(i) for i in (gen_eos if isinstance(gen_eos, (list, tuple)) else [gen_eos]))
-        vocab = self.tokenizer.get_vocab()
-        ids.update(vocab[t] for t in CHAT_END_TOKENS if t in vocab)
-        return sorted(ids)
+        return stop_token_ids(self.model, self.tokenizer)
 
     def encode(self, prompts: list[Prompt]) -> list[list[int]]:
         out = []

@@ -18,6 +18,7 @@ an interrupted shard resumes without re-asking.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from selbench.errors import InputError
@@ -34,6 +35,9 @@ class OpenAIServerBackend:
         served_model: the model name the server knows; None = the only one `GET /v1/models` lists.
         max_workers: concurrent requests.
         api_key_env: environment variable with the API key (not needed on 127.0.0.1).
+        cache_dir: where responses are cached per request. `cached_generate` passes a folder inside its
+            step's partial folder, so the cache belongs to one model fingerprint: a different model served
+            under the same URL and name never gets another model's answers.
     """
 
     name = "openai"
@@ -45,6 +49,7 @@ class OpenAIServerBackend:
         *,
         max_workers: int = 8,
         api_key_env: str = "OPENAI_API_KEY",
+        cache_dir: str | Path | None = None,
     ) -> None:
         from selbench.evaluation.judge import JudgeClient, JudgeConfig
 
@@ -67,7 +72,8 @@ class OpenAIServerBackend:
             )
         self.served_model = served_model
         self.client = JudgeClient(
-            JudgeConfig(model=served_model, base_url=base_url, max_workers=max_workers, api_key_env=api_key_env)
+            JudgeConfig(model=served_model, base_url=base_url, max_workers=max_workers, api_key_env=api_key_env),
+            cache_dir=cache_dir,
         )
         self.stats = {"prompt_tokens": 0, "new_tokens": 0}
 

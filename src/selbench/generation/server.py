@@ -79,6 +79,9 @@ class LocalModel:
         """Generate after `prompt_ids`. Returns text, finish_reason, per-token ids/logprobs/top lists."""
         import torch
 
+        from selbench.generation.hf import stop_token_ids
+
+        stops = stop_token_ids(self.model, self.tokenizer)  # the HF backend's stop set: EOS and chat end tokens
         eos = self.tokenizer.eos_token_id
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos
         do_sample = fields["temperature"] > 0
@@ -92,7 +95,7 @@ class LocalModel:
             out = self.model.generate(
                 input_ids=input_ids,
                 attention_mask=torch.ones_like(input_ids),
-                eos_token_id=eos,
+                eos_token_id=stops or eos,
                 pad_token_id=pad,
                 return_dict_in_generate=True,
                 output_logits=True,
@@ -101,8 +104,9 @@ class LocalModel:
         new_ids = out.sequences[0, len(prompt_ids) :].tolist()
         logprobs = [torch.log_softmax(step[0].float(), dim=-1) for step in out.logits]
         finish = "length"
-        if eos is not None and eos in new_ids:
-            new_ids = new_ids[: new_ids.index(eos)]
+        stop_at = next((pos for pos, t in enumerate(new_ids) if t in set(stops)), None)
+        if stop_at is not None:
+            new_ids = new_ids[:stop_at]
             finish = "stop"
         tokens = [self.tokenizer.decode([t]) for t in new_ids]
         token_logprobs = [float(logprobs[i][t]) for i, t in enumerate(new_ids)]
@@ -115,7 +119,10 @@ class LocalModel:
                 )
             else:
                 tops.append([])
-        text = "".join(tokens)
+        # The message text is decoded as a whole without special tokens, as the HF backend does; the
+        # per-token strings serve the logprobs.
+        text = self.tokenizer.decode(new_ids, skip_special_tokens=True)
+        joined = "".join(tokens)
         # Stop strings: cut the text and the token lists at the first token that completes a stop string.
         cut_tokens = len(tokens)
         for stop in fields["stop"]:
@@ -123,6 +130,8 @@ class LocalModel:
             if idx != -1:
                 finish = "stop"
                 text = text[:idx]
+            idx = joined.find(stop)
+            if idx != -1:
                 length = 0
                 for j, tok in enumerate(tokens):
                     length += len(tok)
