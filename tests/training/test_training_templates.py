@@ -113,3 +113,26 @@ def test_auto_template_follows_the_tokenizer(tok):
     assert resolve_template_name("auto", build_tiny_tokenizer(chat_template=False)) == "alpaca"
     with pytest.raises(KeyError, match="did you mean"):
         get_template("alpacca")
+
+
+@pytest.mark.parametrize("name", ["alpaca", "study"])
+def test_inference_chat_template_prompts_as_training_did(tok, name):
+    """A model trained on the alpaca / study prompt is prompted the same way at evaluation: the chat template
+    saved with it renders a user turn as the training prompt, and a solved turn as the training text."""
+    import copy
+
+    from selbench.training.base import inference_chat_template
+
+    template = get_template(name)
+    example = Example(instruction="Add 2 and 3.", output="5")
+    prompt, response = (seg.text for seg in template.segments(example, tok))
+    served = copy.deepcopy(tok)
+    served.chat_template = inference_chat_template(name, tok)
+    user = [{"role": "user", "content": example.instruction}]
+    assert served.apply_chat_template(user, tokenize=False, add_generation_prompt=True) == prompt
+    solved = [*user, {"role": "assistant", "content": example.output}]
+    assert served.apply_chat_template(solved, tokenize=False) == prompt + response
+    with_system = [{"role": "system", "content": "Be brief."}, *user]
+    rendered = served.apply_chat_template(with_system, tokenize=False, add_generation_prompt=True)
+    assert rendered == template.segments(Example(instruction="Be brief.\n\nAdd 2 and 3.", output="5"), tok)[0].text
+    assert inference_chat_template("chat", tok) is None  # chat-trained models keep their own template

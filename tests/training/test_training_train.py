@@ -167,3 +167,16 @@ def test_packing_trains_with_our_and_the_studys_strategy(tiny_model_dir, tmp_pat
     assert result["global_step"] == 2 and result["train_tokens"] > 0
     assert saved["config"]["loss_on_prompt"] is (template == "study")
     assert saved["stats"]["packing_strategy"] == strategy
+
+
+def test_a_model_trained_on_the_alpaca_prompt_is_evaluated_with_it(tiny_model_dir, tmp_path):
+    """Review finding: evaluation used the base tokenizer's chat template whatever the training format."""
+    from selbench.assets import load_model
+    from selbench.generation.hf import HFBackend
+    from selbench.training.alpaca import alpaca_prompt
+
+    data = make_data(tmp_path)
+    result = train(str(tiny_model_dir), data, None, fast(epochs=1, template="alpaca"), tmp_path / "out")
+    model, tok = load_model(result["out"])
+    text, templated = HFBackend(model, tok).render([{"role": "user", "content": "Colour 1?"}])
+    assert templated and text == alpaca_prompt("Colour 1?")

@@ -40,6 +40,12 @@ class AlpacaTemplate:
     name = "alpaca"
     loss_on_prompt = False
 
+    @staticmethod
+    def prompt_parts() -> tuple[str, str, str]:
+        """(text before the instruction, text after it, text before the response) of the no-input prompt."""
+        prefix, suffix = PROMPT_NO_INPUT.split("{instruction}")
+        return prefix, suffix, ""
+
     def segments(self, example: Any, tokenizer: Any) -> list[Segment]:
         eos = tokenizer.eos_token or ""
         return [

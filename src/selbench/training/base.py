@@ -125,6 +125,51 @@ def encode_segments(
     return encoded
 
 
+def prompt_chat_template(prefix: str, suffix: str, response_prefix: str, bos: bool) -> str:
+    """A Jinja chat template that renders a conversation in a single-turn prompt format, for inference.
+
+    A model fine-tuned on `prefix + instruction + suffix` then `response_prefix + output + EOS` must be
+    prompted the same way at evaluation; saving this as the trained tokenizer's chat template makes every
+    backend (HF, `selbench serve`, vLLM) do so. System messages are prepended to the next user message's
+    text, separated by a blank line (the formats have no system slot); each user turn opens a new prompt;
+    assistant turns are written as trained (`response_prefix + content + EOS`), so few-shot turns look like
+    training examples. The generation prompt is the format's own ending (`suffix`), always present after a
+    user turn.
+    """
+    import json
+
+    def lit(text: str) -> str:  # a Jinja string literal (our constants are ASCII)
+        return json.dumps(text)
+
+    return (
+        ("{{ bos_token }}" if bos else "")
+        + "{% set ns = namespace(system='') %}"
+        + "{% for message in messages %}"
+        + "{% if message['role'] == 'system' %}"
+        + "{% set ns.system = ns.system + message['content'] + " + lit("\n\n") + " %}"
+        + "{% elif message['role'] == 'user' %}"
+        + "{{ " + lit(prefix) + " + ns.system + message['content'] + " + lit(suffix) + " }}"
+        + "{% set ns.system = '' %}"
+        + "{% elif message['role'] == 'assistant' %}"
+        + "{{ " + lit(response_prefix) + " + message['content'] + eos_token }}"
+        + "{% endif %}"
+        + "{% endfor %}"
+    )
+
+
+def inference_chat_template(name: str, tokenizer: Any) -> str | None:
+    """The chat template a model trained with template `name` should be prompted with (None: keep its own).
+
+    `chat` keeps the tokenizer's template; `alpaca` and `study` render their training prompt.
+    """
+    template = get_template(name)
+    parts = getattr(template, "prompt_parts", None)
+    if parts is None:
+        return None
+    prefix, suffix, response_prefix = parts()
+    return prompt_chat_template(prefix, suffix, response_prefix, tokenizer_adds_bos(tokenizer))
+
+
 def tokenizer_adds_bos(tokenizer: Any) -> bool:
     """True when `tokenizer("x")` starts with the BOS token (Llama-style tokenizers)."""
     bos = getattr(tokenizer, "bos_token_id", None)

@@ -44,6 +44,13 @@ class StudyTemplate:
     name = "study"
     loss_on_prompt = True
 
+    @staticmethod
+    def prompt_parts() -> tuple[str, str, str]:
+        """(text before the instruction, text after it, text before the response): the study's format, which
+        its inference script also used (ChasingRandom `src/utils.py` `model_formatter`)."""
+        prefix, suffix = study_prompt("\0").split("\0")
+        return prefix, suffix, " "
+
     def segments(self, example: Any, tokenizer: Any) -> list[Segment]:
         eos = tokenizer.eos_token or ""
         return [

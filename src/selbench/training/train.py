@@ -19,12 +19,17 @@ from typing import Any
 from selbench.errors import InputError
 from selbench.hashing import canonical_json, sha256_lines
 from selbench.runner.store import StepStore, step_key, write_json_atomic
-from selbench.training.base import encode_segments, get_template, resolve_template_name
+from selbench.training.base import (
+    encode_segments,
+    get_template,
+    inference_chat_template,
+    resolve_template_name,
+)
 from selbench.training.presets import TrainConfig
 
 log = logging.getLogger(__name__)
 
-VERSION = 1
+VERSION = 2  # 2: alpaca/study-trained tokenizers carry their prompt as chat template
 LOG_FILE = "train_log.jsonl"
 COST_FILE = "cost.json"
 # Weights dtype per precision: bf16 loads bf16 weights as the study did; fp16 AMP needs fp32 master weights.
@@ -192,6 +197,11 @@ def train(
         if not trl_adapter.is_main_process(trainer):
             # Under `accelerate launch` every rank runs this function; only rank 0 writes the stored result.
             raise _NotMainProcess()
+        # A model trained on the alpaca / study prompt is evaluated with that prompt: it becomes the saved
+        # tokenizer's chat template, which every generation backend and server applies.
+        chat_template = inference_chat_template(template_name, tokenizer)
+        if chat_template is not None:
+            tokenizer.chat_template = chat_template
         tokenizer.save_pretrained(str(tmp))
         if config.lora:
             _point_adapter_at_base(tmp, base_ref)
