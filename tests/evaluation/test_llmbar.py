@@ -25,6 +25,7 @@ from selbench.evaluation.llmbar import (
     render_prompt_ids,
 )
 from selbench.evaluation.llmbar_prompts import STRATEGIES
+from selbench.evaluation.llmbar_stats import combine_sets
 
 
 @pytest.mark.parametrize(
@@ -113,13 +114,72 @@ def test_load_shared_sets(shared_data):
     assert {k: len(v) for k, v in adversarial.items()} == {"GPTInst": 92, "GPTOut": 47, "Manual": 46, "Neighbor": 134}
 
 
+def _write_set(folder: Path, labels: list) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [{"input": f"say {i}", "output_1": f"{i}", "output_2": f"not {i}", "label": y} for i, y in enumerate(labels)]
+    (folder / "dataset.json").write_text(json.dumps(rows))
+
+
 def test_bad_record_is_one_input_error(tmp_path):
-    (tmp_path / "Natural").mkdir()
-    (tmp_path / "Natural" / "dataset.json").write_text(json.dumps([{"input": "x", "output_1": "a", "output_2": "b",
-                                                                     "label": 3}]))
+    _write_set(tmp_path / "Natural", [3])
     with pytest.raises(InputError) as err:
         load_llmbar("natural", tmp_path)
     assert err.value.field == "label" and "dataset.json" in str(err.value.path)
+    assert err.value.line == 1  # records are numbered from 1, as in every other input
+
+
+def test_cli_bad_label_names_the_record_numbered_from_1(tmp_path, tiny_model_dir):
+    from selbench.cli.main import app
+
+    _write_set(tmp_path / "Natural", [1, 2, 3])
+    result = CliRunner().invoke(app, ["eval", "llmbar", "--model", str(tiny_model_dir), "--data-dir", str(tmp_path),
+                                      "--method", "logprob"])
+    assert result.exit_code == 2
+    assert "dataset.json:3: field 'label'" in result.output and "Traceback" not in result.output
+
+
+def test_multi_set_headline_is_the_mean_of_the_sets_not_the_pooled_rate():
+    # Two sets of different sizes: "small" judged perfectly, "large" mostly wrong and partly unparsed.
+    small = ([1, 2], [1, 2], [1, 2])
+    large = ([1, 1, 2, 2, 1, 2], [1, 2, 1, 0, 2, 1], [2, 2, 1, 0, 1, 1])
+    per_set = {"small": llmbar_statistics(*small), "large": llmbar_statistics(*large)}
+    assert per_set["small"]["accuracy"] == 1.0 and per_set["large"]["accuracy"] == pytest.approx(2 / 12)
+    out = combine_sets(per_set)
+    assert out["accuracy"] == pytest.approx((1.0 + 2 / 12) / 2)  # each set weighs the same, as in LLMBar
+    assert out["agreement"] == pytest.approx((1.0 + 4 / 6) / 2)
+    assert out["kappa_agreement"] == pytest.approx((per_set["small"]["kappa_agreement"]
+                                                    + per_set["large"]["kappa_agreement"]) / 2)
+    pooled = llmbar_statistics(*(a + b for a, b in zip(small, large, strict=True)))
+    assert out["accuracy_pooled"] == pytest.approx(pooled["accuracy"]) == pytest.approx(6 / 16)
+    assert out["agreement_pooled"] == pytest.approx(pooled["agreement"]) == pytest.approx(6 / 8)
+    assert (out["n"], out["unparsed"]) == (8, 2)  # totals, not means
+    # One set (Natural): the headline is that set's own statistics.
+    single = combine_sets({"Natural": per_set["large"]})
+    assert {k: single[k] for k in per_set["large"]} == pytest.approx(per_set["large"])
+    assert single["accuracy_pooled"] == pytest.approx(single["accuracy"])
+
+
+def test_adversarial_run_reports_the_mean_of_its_sets(tiny_model, tmp_path):
+    import selbench.evaluation.llmbar as llmbar
+    from selbench.runner.store import StepStore
+
+    sizes = {"GPTInst": 1, "GPTOut": 2, "Manual": 3, "Neighbor": 4}
+    for name, size in sizes.items():
+        _write_set(tmp_path / "Adversarial" / name, [1] * size)
+    # The tiny judge always picks the same position (0.5 everywhere), so seed the run's saved progress with
+    # known judgments: GPTInst right in both orders, every other set wrong in both.
+    sets, hashes = load_llmbar("adversarial", tmp_path)
+    key = cache_key(LLMBarConfig(subset="adversarial", method="logprob"),
+                    llmbar.loaded_model_fingerprint(*tiny_model), hashes)
+    judged = [{"label": 1, "choice_original": c, "choice_swapped": c, "set": name}
+              for name in sets for c in [1 if name == "GPTInst" else 2] * sizes[name]]
+    (StepStore().partial_dir("eval:llmbar", key) / "shard-00000.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in judged))
+    out = evaluate(tiny_model, "adversarial", method="logprob", data_dir=tmp_path)
+    assert out["key"] == key and {k: v["n"] for k, v in out["per_set"].items()} == sizes
+    assert out["accuracy"] == pytest.approx(1 / 4) and out["agreement"] == 1.0  # mean of sets (1, 0, 0, 0)
+    assert out["accuracy_pooled"] == pytest.approx(1 / 10) and out["agreement_pooled"] == 1.0
+    assert (out["n"], out["unparsed"]) == (10, 0)
 
 
 def test_batched_greedy_generation_matches_one_at_a_time(tiny_model):

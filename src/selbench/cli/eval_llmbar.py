@@ -23,6 +23,9 @@ def _human(result: dict[str, Any]) -> None:
     console.print(f"LLMBar {result['subset']} ({result['strategy']}, {result['method']}): "
                   f"accuracy {result['accuracy']:.3f}, agreement {result['agreement']:.3f}, "
                   f"unparsed {result['unparsed']}, n {result['n']}" + (" [cached]" if result["cached"] else ""))
+    if len(result.get("per_set", {})) > 1:  # the headline is the mean of the sets, as LLMBar reports it
+        console.print(f"  (mean of {len(result['per_set'])} sets; pooled over instances: accuracy "
+                      f"{result['accuracy_pooled']:.3f}, agreement {result['agreement_pooled']:.3f})")
     for name, stats in result.get("per_set", {}).items():
         console.print(f"  {name}: accuracy {stats['accuracy']:.3f}, agreement {stats['agreement']:.3f}, "
                       f"unparsed {stats['unparsed']}, n {stats['n']}")
@@ -35,7 +38,7 @@ def register(app: typer.Typer) -> None:
     @handle_errors
     def llmbar(
         model: str = typer.Option(..., "--model", help="Model spec: packaged asset name, local folder, or hf://org/name."),
-        subset: str = typer.Option("natural", "--subset", help="natural | adversarial (all four sets pooled)."),
+        subset: str = typer.Option("natural", "--subset", help="natural | adversarial (mean of its four sets, as in the LLMBar paper)."),
         prompt_strategy: str = typer.Option("vanilla_rules", "--prompt-strategy",
                                             help="LLMBar prompt strategy: vanilla_rules (default) | vanilla | vanilla_1shot | vanilla_2shot | cot | metrics | "
                                             "reference | metrics_reference | swap | swap_cot | rating_rules | rating | rating_metrics | "

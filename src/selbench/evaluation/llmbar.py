@@ -14,6 +14,10 @@ Protocol, as in the reference:
 * accuracy is `correct_average`: the mean of the two orders' accuracies; agreement is the reference's
   `equal`: the share of instances with the same underlying winner in both orders; the reference's Cohen's
   kappas come along (`llmbar_stats.llmbar_statistics`);
+* each set is scored on its own (`per_set`); the Adversarial headline, as in the paper's tables, is the
+  unweighted mean of the four sets' statistics (GPTInst 92, GPTOut 47, Manual 46, Neighbor 134 instances),
+  not the rate over the 319 instances pooled, which we keep as `accuracy_pooled` / `agreement_pooled`
+  (`llmbar_stats.combine_sets`); `unparsed` and `n` are totals;
 * few-shot strategies put the solved examples as earlier chat turns; swap-and-synthesize (`swap`,
   `swap_cot`) judges with CoT in both orders and asks for a synthesis only where the two conflict;
 * rating strategies score each output alone (0-9, read with Python `int`); the higher score wins, and
@@ -44,7 +48,7 @@ from typing import Any
 
 from selbench.errors import InputError
 from selbench.evaluation.llmbar_prompts import STRATEGIES, PromptStrategy, swap_output_names
-from selbench.evaluation.llmbar_stats import llmbar_statistics, rating_winners
+from selbench.evaluation.llmbar_stats import combine_sets, llmbar_statistics, rating_winners
 from selbench.generation.judge_model import (  # noqa: F401 - re-exported for callers of llmbar
     answer_logprobs,
     greedy_generate,
@@ -58,7 +62,7 @@ from selbench.hashing import sha256_file
 log = logging.getLogger(__name__)
 
 STEP = "eval:llmbar"
-VERSION = 2  # 2: kappa statistics added
+VERSION = 3  # 2: kappa statistics added; 3: multi-set headline is the mean of the sets, *_pooled added
 METHODS = ("generate", "logprob")
 DATA_ENV = "SELBENCH_LLMBAR_DIR"
 SHARD_SIZE = 25  # instances judged (both orders) between progress saves
@@ -83,7 +87,8 @@ class LLMBarConfig:
     """How to run the LLMBar evaluation.
 
     Args:
-        subset: "natural" (100 instances) or "adversarial" (GPTInst, GPTOut, Manual, Neighbor pooled).
+        subset: "natural" (100 instances) or "adversarial" (GPTInst, GPTOut, Manual, Neighbor; reported
+            as the mean of the four sets, as in the paper).
         strategy: prompt strategy (`llmbar_prompts.STRATEGIES`); "vanilla_rules" is LLMBar's `Vanilla`.
         method: "generate" (the reference protocol) or "logprob" (our answer-probability variant).
         limit: judge only the first `limit` instances of each set (None: all).
@@ -166,15 +171,15 @@ def _read_set(path: Path) -> list[dict[str, Any]]:
         raise InputError(f"not valid JSON: {exc.msg}", path=str(path), line=exc.lineno) from None
     if not isinstance(rows, list):
         raise InputError("expected a JSON list of instances", path=str(path))
-    for i, row in enumerate(rows):
-        where = {"path": str(path), "line": None}
+    for number, row in enumerate(rows, start=1):  # records numbered from 1, as every other input
+        where = {"path": str(path), "line": number}
         if not isinstance(row, dict):
-            raise InputError(f"record {i}: expected an object", **where)
+            raise InputError("expected an object", **where)
         for key in ("input", "output_1", "output_2"):
             if not isinstance(row.get(key), str):
-                raise InputError(f"record {i}: missing or not a string", field=key, **where)
+                raise InputError("missing or not a string", field=key, **where)
         if row.get("label") not in (1, 2, "1", "2"):
-            raise InputError(f"record {i}: label {row.get('label')!r} must be 1 or 2", field="label", **where)
+            raise InputError(f"label {row.get('label')!r} must be 1 or 2", field="label", **where)
     return [{"input": r["input"], "output_1": r["output_1"], "output_2": r["output_2"], "label": int(r["label"])}
             for r in rows]
 
@@ -342,8 +347,9 @@ def evaluate(model: Any, subset: str = "natural", *, strategy: str = "vanilla_ru
              store: Any = None) -> dict[str, Any]:
     """Run LLMBar on `model` (a model spec, or a loaded (model, tokenizer) pair); cached.
 
-    Returns the pooled statistics (`accuracy`, `agreement`, `unparsed`, `n`, ...), `per_set` statistics,
-    and `cached`, `seconds`, `key`, `path` (the step folder holding `results.jsonl`).
+    Returns the headline statistics (`accuracy`, `agreement`, ...: the mean over the subset's sets;
+    `accuracy_pooled`, `agreement_pooled`: over all instances; `unparsed`, `n`: totals), `per_set`
+    statistics, and `cached`, `seconds`, `key`, `path` (the step folder holding `results.jsonl`).
     """
     from selbench.cost import CostMeter
     from selbench.runner.store import StepStore, write_text_atomic
@@ -382,7 +388,7 @@ def evaluate(model: Any, subset: str = "natural", *, strategy: str = "vanilla_ru
             meter.add_tokens(tokens)
         write_text_atomic(tmp / "results.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in pooled))
         per_set = {name: _statistics([r for r in pooled if r["set"] == name]) for name in sets}
-        return {**_statistics(pooled), "per_set": per_set, "tokens": tokens, "model_spec": spec,
+        return {**combine_sets(per_set), "per_set": per_set, "tokens": tokens, "model_spec": spec,
                 "cost": meter.record.to_dict()}
 
     result = store.run(STEP, VERSION, asdict(config), inputs, compute)

@@ -1,4 +1,5 @@
-"""LLMBar's statistics: accuracy over both orders, positional agreement, Cohen's kappa, rating winners.
+"""LLMBar's statistics: accuracy over both orders, positional agreement, Cohen's kappa, rating winners,
+and the headline of a subset made of several sets.
 
 Zeng et al., 2024, "Evaluating Large Language Models at Evaluating Instruction Following"
 (https://arxiv.org/abs/2310.07641); reference: princeton-nlp/LLMBar `LLMEvaluator/evaluate.py` (the
@@ -7,7 +8,7 @@ statistics block at the end of its `__main__`, and the `Rating` branch of `annot
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -92,6 +93,45 @@ def llmbar_statistics(labels: Sequence[int], choices_original: Sequence[int], ch
         "kappa_average_corrected": (cohen_kappa(a, y) + cohen_kappa(b, y)) / 2,
         "kappa_agreement_corrected": cohen_kappa(a, b),
     }
+
+
+# Per-set statistics that are rates; a multi-set headline takes their unweighted mean over the sets.
+RATE_KEYS = ("accuracy", "correct_original", "correct_swapped", "correct_both", "agreement", "kappa_original",
+             "kappa_swapped", "kappa_average", "kappa_agreement", "kappa_average_corrected",
+             "kappa_agreement_corrected")
+
+
+def combine_sets(per_set: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The headline statistics of a subset from its sets' statistics, as LLMBar reports them.
+
+    The reference evaluates each set on its own, and the paper's "Adversarial" column is the unweighted
+    mean of the four adversarial sets (GPTInst, GPTOut, Manual, Neighbor; sizes 92, 47, 46, 134), so the
+    small sets weigh as much as Neighbor. Every rate in `RATE_KEYS` is therefore the mean over the sets
+    (nan if any set's value is nan, e.g. an undefined kappa); `unparsed` and `n` are totals. Our addition:
+    `accuracy_pooled` and `agreement_pooled`, the same rates over all instances together (n-weighted).
+    With one set (Natural) the headline is that set's statistics.
+
+    Args:
+        per_set: {set name: `llmbar_statistics` output (with `n` and `unparsed`)}.
+
+    >>> s = combine_sets({"A": {"accuracy": 1.0, "agreement": 1.0, "unparsed": 0, "n": 1},
+    ...                   "B": {"accuracy": 0.0, "agreement": 0.5, "unparsed": 2, "n": 3}})
+    >>> s["accuracy"], s["accuracy_pooled"], s["agreement"], s["agreement_pooled"], s["unparsed"], s["n"]
+    (0.5, 0.25, 0.75, 0.625, 2, 4)
+    """
+    if not per_set:
+        raise ValueError("combine_sets needs the statistics of at least one set")
+    sets = list(per_set.values())
+    n = [int(s["n"]) for s in sets]
+    combined: dict[str, Any] = {key: float(np.mean([s[key] for s in sets])) for key in RATE_KEYS
+                                if all(key in s for s in sets)}
+    for key in ("accuracy", "agreement"):
+        weighted = [(s[key], k) for s, k in zip(sets, n, strict=True) if k > 0]  # an empty set has nan rates
+        total = sum(k for _, k in weighted)
+        combined[f"{key}_pooled"] = float(sum(v * k for v, k in weighted) / total) if total else float("nan")
+    combined["unparsed"] = sum(int(s["unparsed"]) for s in sets)
+    combined["n"] = sum(n)
+    return combined
 
 
 def rating_winners(scores_1: Sequence[int | None], scores_2: Sequence[int | None]) -> tuple[np.ndarray, np.ndarray]:
