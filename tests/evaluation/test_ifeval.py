@@ -171,6 +171,62 @@ def test_cli_missing_responses_is_an_error_unless_allowed(tmp_path):
     assert result.exit_code == 2 and "no response for 540 of 541 prompts" in result.output
 
 
+
+GOOD_ROW = {"key": 1, "prompt": "Say hi.", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}
+
+
+@pytest.mark.parametrize("mode", ["responses", "model"])
+@pytest.mark.parametrize(
+    ("bad_ids", "bad_kwargs", "line", "field"),
+    [
+        (["keywords:letter_frequency"], [{"letter": "a", "let_frequency": 2, "let_relation": "foo"}], 1, "kwargs"),
+        (["length_constraints:number_words"], [{"num_words": "many", "relation": "at least"}], 3, "kwargs"),
+        (["punctuation:no_comma", "foo:bar"], [{}, {}], 2, "instruction_id_list"),
+    ],
+)
+def test_cli_bad_prompt_instructions_fail_before_generation(tmp_path, tiny_model_dir, isolated_cache, mode,
+                                                           bad_ids, bad_kwargs, line, field):
+    """Checkers are built when the prompts are loaded: the error names the prompts file's line and field,
+    and with --model nothing is generated first."""
+    rows = [dict(GOOD_ROW, key=k, prompt=f"Say hi {k}.") for k in (1, 2, 3)]
+    rows[line - 1] = {"key": 9, "prompt": "Write a poem.", "instruction_id_list": bad_ids, "kwargs": bad_kwargs}
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    responses = tmp_path / "r.jsonl"
+    responses.write_text("".join(json.dumps({"prompt": r["prompt"], "response": "hi"}) + "\n" for r in rows))
+    source = ["--responses", str(responses)] if mode == "responses" else ["--model", str(tiny_model_dir)]
+    result = _cli([*source, "--prompts", str(prompts), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert f"{prompts}:{line}: field '{field}'" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "out").exists()
+    assert not (isolated_cache / "steps" / "generate").exists()
+    assert not (isolated_cache / "partial" / "generate").exists()
+
+
+def test_generation_config_max_new_tokens_applies_to_both_settings():
+    from selbench.cli.eval_ifeval import generation_config
+
+    greedy = generation_config("greedy", seed=0, batch_size=8, max_new_tokens=None)
+    study = generation_config("study", seed=3, batch_size=8, max_new_tokens=None)
+    assert greedy.max_new_tokens == study.max_new_tokens == 1024 and not greedy.do_sample
+    assert study.do_sample and study.temperature == 1.0 and study.seed == 3
+    short = generation_config("study", seed=3, batch_size=8, max_new_tokens=16)
+    assert short.max_new_tokens == 16 and short.do_sample and short.seed == 3
+    assert generation_config("greedy", seed=0, batch_size=8, max_new_tokens=16).max_new_tokens == 16
+
+
+def test_cli_study_setting_honours_max_new_tokens(tmp_path, tiny_model_dir):
+    from selbench.runner.store import StepStore
+
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps(GOOD_ROW) + "\n")
+    result = _cli(["--model", str(tiny_model_dir), "--prompts", str(prompts), "--setting", "study",
+                   "--max-new-tokens", "4", "--json"])
+    assert result.exit_code == 0, result.output
+    key = json.loads(result.stdout.strip().splitlines()[-1])["generation_key"]
+    stored = StepStore().lookup("generate", key).meta["config"]["generation"]
+    assert stored["max_new_tokens"] == 4 and stored["do_sample"] is True and stored["temperature"] == 1.0
+
 @pytest.mark.slow
 def test_cli_generates_with_smollm2_offline(tmp_path):
     args = ["--model", "smollm2-135m-instruct", "--limit", "3", "--max-new-tokens", "32", "--json",
@@ -207,7 +263,12 @@ def test_prompts_from_the_hub_score_like_the_packaged_set(local_hub, shared_data
     repo = tmp_path / "ifeval-repo"
     repo.mkdir()
     shutil.copy(shared_data / "ifeval" / "input_data.jsonl", repo / "ifeval_input_data.jsonl")  # the hub's name
-    run, hub = local_hub({("dataset", "google/IFEval"): repo})
+    bad = tmp_path / "bad-repo"  # an unknown instruction id on row 2: named as hf://NAME:ROW
+    bad.mkdir()
+    rows = [{"key": 1, "prompt": "Say hi.", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{"x": None}]},
+            {"key": 2, "prompt": "Say bye.", "instruction_id_list": ["foo:bar"], "kwargs": [{"x": None}]}]
+    (bad / "ifeval_input_data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run, hub = local_hub({("dataset", "google/IFEval"): repo, ("dataset", "org/IFEval-bad"): bad})
     responses = shared_data / "ifeval" / "responses_gpt4_20231107.jsonl"
     result = run(["selbench", "eval", "ifeval", "--prompts", "hf://google/IFEval", "--responses", str(responses),
                   "--json"])
@@ -219,3 +280,5 @@ def test_prompts_from_the_hub_score_like_the_packaged_set(local_hub, shared_data
                    str(responses)])
     assert missing.returncode == 2 and "hf://google/IFEval-typo" in missing.stderr
     assert "Traceback" not in missing.stderr
+    failed = run(["selbench", "eval", "ifeval", "--prompts", "hf://org/IFEval-bad", "--responses", str(responses)])
+    assert failed.returncode == 2 and "hf://org/IFEval-bad:2: field 'instruction_id_list'" in failed.stderr

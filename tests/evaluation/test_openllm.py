@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -16,8 +17,11 @@ from selbench.evaluation.openllm import (
     build_lm,
     cache_config,
     cache_inputs,
+    evaluate,
+    leaf_tasks,
     parse_tasks,
     run_task,
+    subtask_mean,
     task_manager,
 )
 from selbench.runner.store import step_key
@@ -40,6 +44,69 @@ def test_settings_follow_the_study_script_and_the_leaderboard():
     assert board.metric("arc_challenge") == board.metric("hellaswag") == "acc_norm"
     assert board.metric("mmlu") == board.metric("winogrande") == board.metric("truthfulqa_mc2") == "acc"
     assert board.num_fewshot("my_local_task") is None and study.num_fewshot("my_local_task") == 5
+
+
+# lm-eval 0.4.13's output shape for the `mmlu` group: intermediate groups (`mmlu_stem`) in `group_subtasks`
+# and in `results`, their `acc` weighted by subtask size (`_mmlu.yaml`: weight_by_size True).
+MMLU_RAW = {
+    "group_subtasks": {"mmlu": ["mmlu_stem", "mmlu_humanities"], "mmlu_stem": ["mmlu_anatomy", "mmlu_astronomy"],
+                       "mmlu_humanities": ["mmlu_world_religions"]},
+    "results": {
+        "mmlu_anatomy": {"acc,none": 0.9, "sample_len": 10},
+        "mmlu_astronomy": {"acc,none": 0.3, "sample_len": 10},
+        "mmlu_world_religions": {"acc,none": 0.5, "sample_len": 30},
+        "mmlu_stem": {"acc,none": 0.6}, "mmlu_humanities": {"acc,none": 0.5},
+        "mmlu": {"acc,none": 0.54},  # (9 + 3 + 15) / 50
+    },
+}
+
+
+def test_leaderboard_mmlu_is_the_unweighted_mean_of_subjects():
+    """Open LLM Leaderboard v1 averaged the subject accuracies; lm-eval's group weights them by size."""
+    assert leaf_tasks(MMLU_RAW["group_subtasks"], "mmlu") == ["mmlu_anatomy", "mmlu_astronomy", "mmlu_world_religions"]
+    value, n_subjects = subtask_mean(MMLU_RAW, "mmlu", "acc")
+    # Not lm-eval's 0.54, nor 0.55, the mean of the intermediate groups.
+    assert value == pytest.approx((0.9 + 0.3 + 0.5) / 3) and n_subjects == 3
+    assert SETTINGS["leaderboard"].aggregation("mmlu") == "subtask_mean"
+    assert SETTINGS["study"].aggregation("mmlu") == "lm_eval"  # ChasingRandom read results["mmlu"]["acc,none"]
+    assert SETTINGS["leaderboard"].aggregation("arc_easy") == "lm_eval"
+    with pytest.raises(KeyError, match="no 'acc'"):
+        subtask_mean({**MMLU_RAW, "results": {"mmlu_anatomy": {"acc,none": 0.9}}}, "mmlu", "acc")
+
+
+def _local_mmlu(folder: Path) -> Path:
+    """A two-subject group named `mmlu` (4 and 1 questions, one under an intermediate group) from the tiny ARC rows."""
+    folder.mkdir()
+    rows = _rows("test")
+    (folder / "four.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (folder / "one.jsonl").write_text(json.dumps(rows[0]) + "\n")
+    task = (FIXTURES / f"{TASK}.yaml").read_text()
+    for name, data in (("mmlu_a", "four"), ("mmlu_b", "one")):
+        text = task.replace(f"task: {TASK}", f"task: {name}").replace(f"{TASK}_test.jsonl", str(folder / f"{data}.jsonl"))
+        (folder / f"{name}.yaml").write_text(text.replace(f"{TASK}_train.jsonl", str(FIXTURES / f"{TASK}_train.jsonl")))
+    agg = "aggregate_metric_list:\n  - metric: acc\n    weight_by_size: True\n"
+    (folder / "_mmlu_stem.yaml").write_text("group: mmlu_stem\ntask: [mmlu_a]\n" + agg)
+    (folder / "_mmlu.yaml").write_text("group: mmlu\ntask: [mmlu_stem, mmlu_b]\n" + agg)
+    return folder
+
+
+def test_evaluate_reports_mmlu_per_setting_through_lm_eval(tiny_model_dir, tmp_path):
+    tasks = _local_mmlu(tmp_path / "tasks")
+    board = evaluate(str(tiny_model_dir), "mmlu", setting="leaderboard", include_path=tasks, batch_size=4)
+    study = evaluate(str(tiny_model_dir), "mmlu", setting="study", include_path=tasks, batch_size=4)
+
+    def subjects(result):
+        saved = json.loads((Path(result["details"]["mmlu"]["path"]) / "results.json").read_text())
+        return [saved["results"][t]["acc,none"] for t in ("mmlu_a", "mmlu_b")]
+
+    a, b = subjects(board)
+    assert board["mmlu"] == pytest.approx((a + b) / 2)
+    assert board["details"]["mmlu"]["aggregation"] == "subtask_mean" and board["details"]["mmlu"]["n_subtasks"] == 2
+    assert board["details"]["mmlu"]["n"] == 5
+    a, b = subjects(study)
+    assert study["mmlu"] == study["details"]["mmlu"]["metrics"]["acc,none"]
+    assert study["mmlu"] == pytest.approx((4 * a + 1 * b) / 5)  # lm-eval weights the subjects by size
+    assert study["details"]["mmlu"]["aggregation"] == "lm_eval"
 
 
 def test_parse_tasks_expands_aliases_and_rejects_empty():
@@ -122,6 +189,9 @@ def test_cache_key_follows_every_input(tmp_path):
     for cfg in (cache_config("hellaswag", study, 10, 8), cache_config("arc_easy", board, 10, 8),
                 cache_config("arc_easy", study, None, 8), cache_config("arc_easy", study, 10, 4)):
         keys.add(step_key("eval:openllm", 1, cfg, base_in))
+    # Same task, shots and metric, different aggregation: a cached lm-eval group value must not be reused.
+    unweighted = dataclasses.replace(study, unweighted_groups=frozenset({"arc_easy"}))
+    keys.add(step_key("eval:openllm", 1, cache_config("arc_easy", unweighted, 10, 8), base_in))
     keys.add(step_key("eval:openllm", 1, base_cfg, cache_inputs("model-b", None)))
     tasks = tmp_path / "tasks"
     shutil.copytree(FIXTURES, tasks)
@@ -129,7 +199,7 @@ def test_cache_key_follows_every_input(tmp_path):
     with (tasks / f"{TASK}_test.jsonl").open("a") as fh:
         fh.write(json.dumps({"question": "Q?", "choices": ["a", "b"], "answer": "a"}) + "\n")
     keys.add(step_key("eval:openllm", 1, base_cfg, cache_inputs("model-a", tasks)))
-    assert len(keys) == 8
+    assert len(keys) == 9
     assert "lm_eval" in base_cfg  # task definitions change between lm-eval releases
 
 

@@ -38,6 +38,22 @@ def _human(result: dict[str, Any]) -> None:
     console.print(per)
 
 
+def generation_config(setting: str, *, seed: int, batch_size: int, max_new_tokens: int | None) -> Any:
+    """The `GenerationConfig` of a setting; an explicit `max_new_tokens` applies to both (default 1024).
+
+    `study` is `GenerationConfig.study` (vLLM's default sampling with the study's `max_tokens=1024`).
+    """
+    import dataclasses
+
+    from selbench.generation.base import GenerationConfig
+
+    if setting == "study":
+        config = GenerationConfig.study(seed=seed, batch_size=batch_size)
+        return config if max_new_tokens is None else dataclasses.replace(config, max_new_tokens=max_new_tokens)
+    return GenerationConfig.greedy(max_new_tokens=1024 if max_new_tokens is None else max_new_tokens,
+                                   batch_size=batch_size)
+
+
 def register(app: typer.Typer) -> None:
     """Add `ifeval` to the `eval` group."""
 
@@ -49,11 +65,12 @@ def register(app: typer.Typer) -> None:
         prompts: str = typer.Option(None, "--prompts",
                                     help="Prompt set: default the packaged 541; a JSONL path or hf://google/IFEval."),
         limit: int = typer.Option(None, "--limit", help="Only the first K prompts."),
-        max_new_tokens: int = typer.Option(1024, "--max-new-tokens", help="Most tokens generated per response."),
+        max_new_tokens: int = typer.Option(None, "--max-new-tokens",
+                                           help="Most tokens generated per response (default 1024, both settings)."),
         batch_size: int = typer.Option(8, "--batch-size", help="Prompts per generation batch."),
         setting: str = typer.Option("greedy", "--setting",
                                     help="greedy (ours) | study (the study's vLLM defaults: sampling at temperature "
-                                         "1.0, 1024 new tokens)."),
+                                         "1.0, 1024 new tokens unless --max-new-tokens)."),
         seed: int = typer.Option(0, "--seed", help="Sampling seed (study setting)."),
         backend: str = typer.Option("hf", "--backend",
                                     help="hf | vllm (in-process) | openai (an OpenAI-compatible server, e.g. `vllm serve`)."),
@@ -68,7 +85,6 @@ def register(app: typer.Typer) -> None:
         """IFEval prompt- and instruction-level accuracy, strict and loose (fractions in [0, 1])."""
         from selbench.errors import InputError
         from selbench.evaluation.ifeval import evaluate
-        from selbench.generation.base import GenerationConfig
 
         if (responses is None) == (model is None):
             raise InputError("give exactly one of --responses FILE or --model M", field="responses")
@@ -76,12 +92,8 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"{setting!r} is not one of {', '.join(SETTINGS)}", field="setting")
         if out is not None and out.exists() and not out.is_dir():
             raise InputError("exists and is not a folder", path=out, field="out")
-        generation = None
-        if model is not None:
-            if setting == "study":
-                generation = GenerationConfig.study(seed=seed, batch_size=batch_size)
-            else:
-                generation = GenerationConfig.greedy(max_new_tokens=max_new_tokens, batch_size=batch_size)
+        generation = None if model is None else generation_config(setting, seed=seed, batch_size=batch_size,
+                                                                   max_new_tokens=max_new_tokens)
         result = evaluate(responses=responses, model=model, prompts=prompts, limit=limit, allow_missing=allow_missing,
                           generation=generation, backend=backend, out=out, progress=True,
                           backend_options=backend_options(backend, backend_url, served_model))

@@ -101,23 +101,36 @@ def instruction_registry() -> dict[str, type]:
 
 
 def _build_checkers(prompt: IFEvalPrompt) -> list[Any]:
+    """One built checker per instruction; bad ids or arguments are an InputError naming the prompt's line."""
     registry = instruction_registry()
     checkers = []
     for index, instruction_id in enumerate(prompt.instruction_id_list):
         if instruction_id not in registry:
             raise InputError(f"unknown IFEval instruction {instruction_id!r} in prompt key {prompt.key}",
-                             field="instruction_id_list")
+                             path=prompt.source, line=prompt.line, field="instruction_id_list")
         checker = registry[instruction_id](instruction_id)
+        # The checkers reject bad arguments with TypeError (unknown name, a string where a number is
+        # compared) or ValueError (e.g. a `relation` other than "less than" / "at least").
         try:
             checker.build_description(**prompt.kwargs[index])
-        except TypeError as exc:
+            args = checker.get_instruction_args()
+            if args and "prompt" in args:  # as official: checkers that need the prompt are rebuilt with it
+                checker.build_description(prompt=prompt.prompt)
+        except (TypeError, ValueError, KeyError) as exc:
             raise InputError(f"prompt key {prompt.key}: bad arguments for {instruction_id}: {exc}",
-                             field="kwargs") from None
-        args = checker.get_instruction_args()
-        if args and "prompt" in args:  # as official: checkers that need the prompt are rebuilt with it
-            checker.build_description(prompt=prompt.prompt)
+                             path=prompt.source, line=prompt.line, field="kwargs") from None
         checkers.append(checker)
     return checkers
+
+
+def check_prompts(prompts: Sequence[IFEvalPrompt]) -> None:
+    """Build every prompt's checkers once, so a bad prompts file fails before any (costly) generation.
+
+    Raises:
+        InputError: the first unknown instruction id or bad argument, naming the prompts file and line.
+    """
+    for prompt in prompts:
+        _build_checkers(prompt)
 
 
 def follow_instructions(prompt: IFEvalPrompt, response: str) -> tuple[list[bool], list[bool]]:
@@ -229,6 +242,7 @@ def evaluate(
     if limit is not None and limit < 1:
         raise InputError(f"{limit} is not >= 1", field="limit")
     prompt_set = load_prompts(prompts)
+    check_prompts(prompt_set)
     extra: dict[str, Any] = {}
     if responses is not None:
         path = None if isinstance(responses, Mapping) else Path(responses)

