@@ -368,6 +368,7 @@ def test_bad_options_fail_before_any_work_and_leave_no_annotations(judge_server,
         (["--difficulty-from", str(tmp_path / "nowhere")], "field 'difficulty-from'"),
         (["--judge-workers", "0"], "field 'judge-workers'"),
         (["--judge-base-url", "ftp://x"], "field 'judge-base-url'"),
+        (["--annotator", "gpt5_oracle"], "field 'annotator'"),
     ]
     for extra, expected in cases:
         result = CliRunner().invoke(app, [*base, *extra])
@@ -380,7 +381,8 @@ def test_bad_options_fail_before_any_work_and_leave_no_annotations(judge_server,
     assert app_state.state.counts["chat"] == before and not ann.exists()  # nothing judged, nothing written
     h2h = ["eval", "head-to-head", "--model", str(outputs), "--random", str(outputs), "--judge", "tiny-judge",
            "--judge-base-url", server.base_url, "--limit", "2"]
-    for extra, field in ((["--seed", "-1"], "seed"), (["--protocol", "sometimes"], "protocol")):
+    for extra, field in ((["--seed", "-1"], "seed"), (["--protocol", "sometimes"], "protocol"),
+                         (["--annotator", "gpt5_oracle"], "annotator")):
         result = CliRunner().invoke(app, [*h2h, *extra])
         assert result.exit_code == 2 and f"field '{field}'" in result.output, result.output
 
@@ -401,3 +403,46 @@ def test_head_to_head_study_protocol_judges_once_with_the_switch(judge_server, s
     assert study["preferences"] == plain
     both = alpacaeval.head_to_head(instructions, selected, randoms, client, protocol="both")
     assert both["protocol"] == "both" and client.stats.requests == 6 + 6 + 12
+
+
+def test_fn_annotator_request_and_ranking_parse_follow_alpaca_eval():
+    """The study's `alpaca_eval_gpt4_turbo_fn`: prompt and request from the installed alpaca_eval config; the
+    verdict is the rank of model "m" in the function call (alpaca_eval's json_parser + ranking_parser)."""
+    params = alpacaeval.judge_params(alpacaeval.FN_ANNOTATOR)
+    assert params["temperature"] == 0 and params["max_tokens"] == 100 and "model_name" not in params
+    assert params["tool_choice"]["function"]["name"] == "make_partial_leaderboard"
+    assert "make_partial_leaderboard" in json.dumps(params["tools"])
+    assert "make_partial_leaderboard" in alpacaeval.judge_template(alpacaeval.FN_ANNOTATOR)
+
+    def call(arguments, content=None):
+        calls = [{"function": {"name": "make_partial_leaderboard", "arguments": arguments}}] if arguments else None
+        return {"choices": [{"message": {"content": content, "tool_calls": calls}}]}
+
+    ranked = '{"ordered_models": [{"model": "M", "rank": 1}, {"model": "m", "rank": 2}]}'
+    assert alpacaeval.parse_fn_ranking(call(ranked)) == 2.0
+    assert alpacaeval.parse_fn_ranking(call(None, ranked.replace('"rank": 2', '"rank": 1'))) == 1.0
+    for bad in ('{"ordered_models": [{"model": "m", "rank": 3}]}', '{"other": 1}', "not json"):
+        with pytest.raises(JudgeParseError):
+            alpacaeval.parse_fn_ranking(call(bad))
+
+
+def test_fn_annotator_end_to_end_against_a_local_server(tiny_model_dir):
+    """Real tool calls over HTTP: a local model scripted to rank "m" first; the switch maps verdicts back."""
+    from scripted_model import ScriptedOutput
+    from selbench.assets import load_model
+
+    model, tok = load_model(str(tiny_model_dir))
+    scripted = ScriptedOutput(model, tok, '{"ordered_models": [{"model": "m", "rank": 1}, {"model": "M", "rank": 2}]}')
+    rows = alpacaeval.load_reference(limit=8)
+    instructions = [r["instruction"] for r in rows]
+    try:
+        with BackgroundServer(create_app(model, tok, "scripted")) as server:
+            client = JudgeClient(JudgeConfig(model="scripted", base_url=server.base_url))
+            prefs = alpacaeval.annotate_pairs(
+                client, instructions, [r["output"] for r in rows], ["x"] * 8, annotator=alpacaeval.FN_ANNOTATOR
+            )
+    finally:
+        scripted.remove()
+    # "m" is whatever was shown first: output_1 unless alpaca_eval's switch swapped the pair
+    assert prefs == [2.0 if alpacaeval.is_switched(x) else 1.0 for x in instructions]
+    assert 0 < sum(p == 2.0 for p in prefs) < 8 and client.stats.parse_failures == 0

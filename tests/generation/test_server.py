@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import socket
@@ -15,6 +16,7 @@ import httpx
 import openai
 import pytest
 
+from scripted_model import ScriptedOutput
 from selbench.generation.server import BackgroundServer, create_app
 
 
@@ -140,3 +142,34 @@ def test_serve_command_starts_a_real_server(tiny_model_dir):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+TOOLS = [{"type": "function", "function": {"name": "rank", "parameters": {"type": "object"}}}]
+
+
+def test_tool_calls_are_read_from_the_completion(tiny_model_dir):
+    from selbench.assets import load_model
+
+    model, tok = load_model(str(tiny_model_dir))
+    args = '{"ordered_models": [{"model": "m", "rank": 1}, {"model": "M", "rank": 2}]}'
+    hook = ScriptedOutput(model, tok, "Sure: " + args)
+    try:
+        with BackgroundServer(create_app(model, tok, "tiny")) as server:
+            client = openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+            messages = [{"role": "user", "content": "Rank them."}]
+            forced = client.chat.completions.create(
+                model="tiny", messages=messages, max_tokens=60, temperature=0, tools=TOOLS,
+                tool_choice={"type": "function", "function": {"name": "rank"}},
+            )
+            plain = client.chat.completions.create(model="tiny", messages=messages, max_tokens=60, temperature=0)
+            with pytest.raises(openai.BadRequestError, match="tool_choice"):
+                client.chat.completions.create(
+                    model="tiny", messages=messages, max_tokens=4, tools=TOOLS,
+                    tool_choice={"type": "function", "function": {"name": "other"}},
+                )
+    finally:
+        hook.remove()
+    (call,) = forced.choices[0].message.tool_calls
+    assert call.function.name == "rank" and json.loads(call.function.arguments) == json.loads(args)
+    assert forced.choices[0].finish_reason == "tool_calls" and forced.choices[0].message.content is None
+    assert plain.choices[0].message.tool_calls is None and plain.choices[0].message.content == "Sure: " + args

@@ -80,6 +80,12 @@ def alpacaeval(
         help="Other models' AlpacaEval annotation files/folders: offline, LC's instruction difficulty is "
         "estimated from them.",
     ),
+    annotator: str = typer.Option(
+        "weighted_alpaca_eval_gpt4_turbo",
+        "--annotator",
+        help="weighted_alpaca_eval_gpt4_turbo (AlpacaEval 2's, logprob-weighted) | alpaca_eval_gpt4_turbo_fn "
+        "(function-calling ranking; the study's head-to-head).",
+    ),
     backend: str = typer.Option("hf", "--backend", help="Where MODEL generates: hf | vllm | openai (a server)."),
     backend_url: str | None = typer.Option(  # noqa: UP007
         None, "--backend-url", help="openai backend: the server's base URL (e.g. a `vllm serve` at http://HOST:8000/v1)."
@@ -126,6 +132,7 @@ def alpacaeval(
         difficulty_from=difficulty_from or (),
         backend=backend,
         backend_options=backend_options(backend, backend_url, served_model),
+        annotator=annotator,
     )
     emit(_public(result), as_json)
 
@@ -149,6 +156,12 @@ def head_to_head(
         False,
         "--full-per-seed",
         help="Also judge against every random model on every instruction (per_seed_full).",
+    ),
+    annotator: str = typer.Option(
+        "weighted_alpaca_eval_gpt4_turbo",
+        "--annotator",
+        help="weighted_alpaca_eval_gpt4_turbo (AlpacaEval 2's, logprob-weighted) | alpaca_eval_gpt4_turbo_fn "
+        "(function-calling ranking; the study's head-to-head).",
     ),
     protocol: str = typer.Option(
         "both",
@@ -179,6 +192,7 @@ def head_to_head(
         judge_workers=workers,
         full_per_seed=full_per_seed,
         protocol=protocol,
+        annotator=annotator,
     )
     emit(_public(result), as_json)
 

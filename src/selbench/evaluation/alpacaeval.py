@@ -19,8 +19,9 @@
   alpaca_eval's `alpaca_eval_gpt4_turbo_fn` annotator once per pair (random output as the reference,
   alpaca_eval's seeded order switch). We seed the pick and, by default (`protocol="both"`), judge with the
   weighted annotator in both orders (position swapping) and average the two preferences; `protocol="study"`
-  judges once as the study did (random output as output_1, alpaca_eval's switch), still with the weighted
-  annotator (the function-calling `_fn` annotator needs tool calls, which `selbench serve` does not offer).
+  judges once as the study did (random output as output_1, alpaca_eval's switch); `annotator=
+  "alpaca_eval_gpt4_turbo_fn"` uses the study's function-calling ranking annotator (hard 1/2 verdicts)
+  instead of the weighted one, so `protocol="study", annotator=FN_ANNOTATOR` is the study's script.
   Mean-adjusted win rate = win rate - 50. `per_seed` reports the win rate over the instructions whose
   opponent came from each random seed (no extra judge calls).
 """
@@ -66,12 +67,63 @@ JUDGE_PARAMS = {"max_tokens": 1, "temperature": 1, "logprobs": True, "top_logpro
 ANNOTATOR_SEED = 0
 
 
+# The function-calling ranking annotator the study's head-to-head script used (`alpaca_eval_gpt4_turbo_fn`):
+# its prompt and request (tools, forced tool_choice, temperature 0, 100 tokens) come from the installed
+# alpaca_eval's evaluators_configs; the verdict is the rank of model "m" (output_1) in the function call's
+# `ordered_models` (alpaca_eval's json_parser + ranking_parser): 1 or 2, never soft.
+FN_ANNOTATOR = "alpaca_eval_gpt4_turbo_fn"
+FN_CONFIG = "alpaca_eval/evaluators_configs/alpaca_eval_gpt4_turbo_fn/configs.yaml"
+ANNOTATORS = (ANNOTATOR, FN_ANNOTATOR)
+
+
 # ------------------------------------------------------------------------------------------- judging
-def judge_template() -> str:
-    """The weighted annotator's prompt text, from the installed alpaca_eval wheel."""
+def judge_template(annotator: str = ANNOTATOR) -> str:
+    """The annotator's prompt text, from the installed alpaca_eval wheel."""
     from selbench.assets.locate import package_file
 
+    if annotator == FN_ANNOTATOR:
+        name = fn_annotator_config()["prompt_template"]
+        return package_file("alpaca_eval", f"alpaca_eval/evaluators_configs/{name}").read_text(encoding="utf-8")
     return package_file("alpaca_eval", PROMPT_FILE).read_text(encoding="utf-8")
+
+
+def fn_annotator_config() -> dict[str, Any]:
+    """`alpaca_eval_gpt4_turbo_fn`'s config from the installed alpaca_eval (YAML, safe loader)."""
+    import yaml
+
+    from selbench.assets.locate import package_file
+
+    return yaml.safe_load(package_file("alpaca_eval", FN_CONFIG).read_text(encoding="utf-8"))[FN_ANNOTATOR]
+
+
+def judge_params(annotator: str = ANNOTATOR) -> dict[str, Any]:
+    """The chat-completions fields of the annotator's requests (the judge model is chosen separately)."""
+    if annotator == FN_ANNOTATOR:
+        return {k: v for k, v in fn_annotator_config()["completions_kwargs"].items() if k != "model_name"}
+    return dict(JUDGE_PARAMS)
+
+
+def parse_fn_ranking(response: dict[str, Any], first: str = "m") -> float:
+    """Preference from a `make_partial_leaderboard` function call: the rank (1 or 2) of model `first`.
+
+    As alpaca_eval reads it: the completion is the first tool call's arguments (else the message text),
+    parsed as JSON, `ordered_models` taken, and the rank of the entry whose model is "m".
+    """
+    import json
+
+    message = ((response.get("choices") or [{}])[0].get("message")) or {}
+    calls = message.get("tool_calls") or []
+    text = calls[0]["function"]["arguments"] if calls else (message.get("content") or "")
+    if not text:
+        raise JudgeParseError("empty completion")
+    try:
+        ordered = json.loads(text)["ordered_models"]
+        rank = [entry for entry in ordered if entry["model"] == first][0]["rank"]
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise JudgeParseError(f"no ranking of model {first!r}: {exc}") from None
+    if rank not in (1, 2):
+        raise JudgeParseError(f"rank {rank!r} is not 1 or 2")
+    return float(rank)
 
 
 def chatml_to_messages(text: str) -> list[dict[str, str]]:
@@ -128,12 +180,17 @@ def annotate_pairs(
     *,
     randomize_order: bool = True,
     progress: bool = False,
+    annotator: str = ANNOTATOR,
 ) -> list[float | None]:
     """Preference of output_2 over output_1 per instruction (1 = output_1 wins, 2 = output_2 wins, None = unparsed).
 
-    Identical outputs are a draw (1.5) and are not sent to the judge, as alpaca_eval does.
+    Identical outputs are a draw (1.5) and are not sent to the judge, as alpaca_eval does. `annotator` is the
+    weighted logprob annotator (AlpacaEval 2's) or the function-calling ranking one (the study's).
     """
-    template = judge_template()
+    if annotator not in ANNOTATORS:
+        raise InputError(f"{annotator!r} is not one of {list(ANNOTATORS)}", field="annotator")
+    template = judge_template(annotator)
+    parser = parse_fn_ranking if annotator == FN_ANNOTATOR else parse_weighted_preference
     switched = [randomize_order and is_switched(x) for x in instructions]
     asked = [i for i, (a, b) in enumerate(zip(outputs_1, outputs_2, strict=True)) if a != b]
     requests = [
@@ -143,7 +200,7 @@ def annotate_pairs(
         for i in asked
     ]
     prefs: list[float | None] = [1.5] * len(instructions)
-    answers = client.judge_many(requests, JUDGE_PARAMS, parse_weighted_preference, progress=progress) if asked else []
+    answers = client.judge_many(requests, judge_params(annotator), parser, progress=progress) if asked else []
     for i, p in zip(asked, answers, strict=True):
         prefs[i] = None if p is None else (3 - p if switched[i] else p)
     return prefs
@@ -157,6 +214,7 @@ def annotation_records(
     generator_1: str,
     generator_2: str,
     judge_model: str,
+    annotator: str = ANNOTATOR,
 ) -> list[dict[str, Any]]:
     """Annotations in AlpacaEval's format (what `lc-winrate` reads)."""
     return [
@@ -166,7 +224,7 @@ def annotation_records(
             "output_2": b,
             "generator_1": generator_1,
             "generator_2": generator_2,
-            "annotator": ANNOTATOR,
+            "annotator": annotator,
             "judge_model": judge_model,
             "preference": p,
         }
@@ -193,6 +251,7 @@ def head_to_head(
     progress: bool = False,
     full_per_seed: bool = False,
     protocol: str = "both",
+    annotator: str = ANNOTATOR,
 ) -> dict[str, Any]:
     """The study's Figure 2: the selected model vs a random-baseline model picked per instruction.
 
@@ -206,6 +265,7 @@ def head_to_head(
             `per_seed_full`: the spread of the win rate across random baselines.
         protocol: "both" (each pair judged in both orders, preferences averaged) or "study" (once, the
             random output as output_1 with alpaca_eval's seeded order switch, as the study's script ran it).
+        annotator: the weighted logprob annotator (default) or `alpaca_eval_gpt4_turbo_fn` (the study's).
 
     Returns:
         `win_rate` (percent), `mean_adjusted_win_rate` (win rate - 50), `n` (judged instructions),
@@ -229,14 +289,28 @@ def head_to_head(
     def judged(randoms: Sequence[str], show_progress: bool) -> tuple[list[float | None], int]:
         """Preferences for the selected outputs against `randoms`, and the unparsed judgements."""
         if protocol == "study":  # once: the random output is the reference, alpaca_eval switches the order
-            once = annotate_pairs(client, instructions, randoms, selected_outputs, progress=show_progress)
+            once = annotate_pairs(
+                client, instructions, randoms, selected_outputs, progress=show_progress, annotator=annotator
+            )
             return once, sum(p is None for p in once)
         # Both orders, no random switch: once with the random output as output_1, once as output_2.
         forward = annotate_pairs(
-            client, instructions, randoms, selected_outputs, randomize_order=False, progress=show_progress
+            client,
+            instructions,
+            randoms,
+            selected_outputs,
+            randomize_order=False,
+            progress=show_progress,
+            annotator=annotator,
         )
         backward = annotate_pairs(
-            client, instructions, selected_outputs, randoms, randomize_order=False, progress=show_progress
+            client,
+            instructions,
+            selected_outputs,
+            randoms,
+            randomize_order=False,
+            progress=show_progress,
+            annotator=annotator,
         )
         unparsed = sum(p is None for p in forward) + sum(p is None for p in backward)
         return _average_orders(forward, backward), unparsed
@@ -253,6 +327,7 @@ def head_to_head(
     out["unparsed"] = sum(p is None for p in prefs)
     out["unparsed_orders"] = unparsed_orders
     out["protocol"] = protocol
+    out["annotator"] = annotator
     out["per_seed"] = {
         str(k): summary([p for p, pk in zip(prefs, picks, strict=True) if pk == k and p is not None])
         for k in keys
@@ -339,6 +414,7 @@ def evaluate(
     difficulty_from: Sequence[str | Path] = (),
     backend: str = "hf",
     backend_options: dict[str, Any] | None = None,
+    annotator: str = ANNOTATOR,
 ) -> dict[str, Any]:
     """Generate `model`'s outputs, judge them against `baseline`, report win rate and LC win rate.
 
@@ -356,6 +432,8 @@ def evaluate(
     rows = load_reference(subset, limit)
     instructions = [r["instruction"] for r in rows]
     config = judge_config(judge, judge_base_url, judge_workers)
+    if annotator not in ANNOTATORS:
+        raise InputError(f"{annotator!r} is not one of {list(ANNOTATORS)}", field="annotator")
     fixed_table = None
     if difficulty not in ("auto", "estimate"):  # official or a CSV: load it now (it does not depend on the run)
         fixed_table = resolve_difficulty(difficulty)
@@ -367,10 +445,10 @@ def evaluate(
         )
         base_outputs, base_name = outputs_for(baseline, rows, max_new_tokens)
         client = JudgeClient(config)
-        prefs = annotate_pairs(client, instructions, base_outputs, model_outputs, progress=True)
+        prefs = annotate_pairs(client, instructions, base_outputs, model_outputs, progress=True, annotator=annotator)
         client.charge(meter)
     records = annotation_records(
-        instructions, base_outputs, model_outputs, prefs, base_name, model_name, judge
+        instructions, base_outputs, model_outputs, prefs, base_name, model_name, judge, annotator
     )
     pref_arr, len_1, len_2 = annotation_arrays(
         [dict(r, preference=float("nan") if r["preference"] is None else r["preference"]) for r in records]
@@ -457,6 +535,7 @@ def evaluate_head_to_head(
     judge_workers: int = 4,
     full_per_seed: bool = False,
     protocol: str = "both",
+    annotator: str = ANNOTATOR,
 ) -> dict[str, Any]:
     """`selbench eval head-to-head`: outputs of `model` and of each random-baseline model, then `head_to_head`."""
     from selbench.cost import CostMeter
@@ -467,6 +546,8 @@ def evaluate_head_to_head(
         raise InputError(f"{protocol!r} is not one of {list(PROTOCOLS)}", field="protocol")
     if seed < 0:
         raise InputError(f"{seed} is not >= 0", field="seed")
+    if annotator not in ANNOTATORS:
+        raise InputError(f"{annotator!r} is not one of {list(ANNOTATORS)}", field="annotator")
     config = judge_config(judge, judge_base_url, judge_workers)
     rows = load_reference(subset, limit)
     instructions = [r["instruction"] for r in rows]
@@ -486,6 +567,7 @@ def evaluate_head_to_head(
             progress=True,
             full_per_seed=full_per_seed,
             protocol=protocol,
+            annotator=annotator,
         )
         client.charge(meter)
     result.update(

@@ -9,6 +9,12 @@ chat `choices[0].logprobs.content[i] = {token, logprob, bytes, top_logprobs: [{t
 token_logprobs, top_logprobs: [{token: logprob}], text_offset}` (request `logprobs: k`).
 Log-probabilities are the model's log-softmax before temperature / top-p, as OpenAI reports them.
 
+Tool calls (`tools`, `tool_choice`): the tools are given to the chat template and the completion is read
+as tool-calling models write calls, the first JSON object in it (`{"name", "arguments"}`, or the arguments
+alone when `tool_choice` forces a function); it is returned as `message.tool_calls`, else as plain content.
+Unlike OpenAI and vLLM there is no schema-constrained decoding: a small model may answer off-format, which
+the client then counts as unparsed.
+
 One model, one lock: concurrent requests queue (FastAPI runs sync routes in a thread pool), so a
 client with N workers sees N requests in flight but the model serves them one at a time.
 `app.state.counts` counts requests per route (tests use it to prove that cached judge calls skip HTTP).
@@ -68,8 +74,9 @@ class LocalModel:
         self.name = name
         self.lock = threading.Lock()
 
-    def chat_prompt_ids(self, messages: list[dict[str, Any]]) -> list[int]:
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    def chat_prompt_ids(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> list[int]:
+        extra = {"tools": tools} if tools else {}
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **extra)
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def text_prompt_ids(self, prompt: str) -> list[int]:
@@ -149,6 +156,59 @@ class LocalModel:
         }
 
 
+def _tool_request(body: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, str | None]:
+    """(tools for the chat template, the function a call must name or "" for any), or (None, None) when the
+    request asks for no tool call. Raises ValueError naming the field."""
+    tools = body.get("tools")
+    choice = body.get("tool_choice", "auto" if tools else "none")
+    if not tools or choice == "none":
+        return None, None
+    if not isinstance(tools, list) or not all(
+        isinstance(t, dict) and isinstance((t.get("function") or {}).get("name"), str) for t in tools
+    ):
+        raise ValueError("field 'tools': must be a list of {type: function, function: {name, parameters}}")
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name")
+        if name not in {t["function"]["name"] for t in tools}:
+            raise ValueError(f"field 'tool_choice': {name!r} is not one of the tools")
+        return tools, name
+    if choice not in ("auto", "required"):
+        raise ValueError(f"field 'tool_choice': {choice!r} must be none, auto, required or a function")
+    return tools, ""
+
+
+def _tool_call(text: str, tools: list[dict[str, Any]], forced: str) -> dict[str, Any] | None:
+    """The function call in a completion, read as tool-calling models write it: the first JSON object in
+    the text, either `{"name": ..., "arguments": {...}}` or (with a forced function) the arguments alone.
+    None when the text holds no such object (the caller then returns plain content)."""
+    import json
+
+    decoder = json.JSONDecoder()
+    for start in (i for i, ch in enumerate(text) if ch == "{"):
+        try:
+            obj, _ = decoder.raw_decode(text, start)
+        except ValueError:
+            continue
+        if not isinstance(obj, dict):
+            continue
+        names = {t["function"]["name"] for t in tools}
+        if isinstance(obj.get("name"), str) and obj["name"] in names:
+            args = obj.get("arguments", obj.get("parameters", {}))
+            name = obj["name"]
+        elif forced:
+            args, name = obj, forced
+        else:
+            continue
+        if forced and name != forced:
+            continue
+        return {
+            "id": f"call_{uuid.uuid4().hex[:24]}",
+            "type": "function",
+            "function": {"name": name, "arguments": args if isinstance(args, str) else json.dumps(args)},
+        }
+    return None
+
+
 def _top_k(value: Any, field: str) -> int:
     if value is None or value is False:
         return 0
@@ -194,12 +254,14 @@ def create_app(model: Any, tokenizer: Any, model_name: str) -> Any:
                     raise ValueError(f"field 'messages[{i}]': must be {{role, content: str}}")
             want_logprobs = bool(body.get("logprobs"))
             top_k = _top_k(body.get("top_logprobs"), "top_logprobs") if want_logprobs else 0
+            tools, forced = _tool_request(body)
             prompt_ids = local.chat_prompt_ids(
-                [{"role": m["role"], "content": m["content"]} for m in messages]
+                [{"role": m["role"], "content": m["content"]} for m in messages], tools
             )
         except ValueError as exc:
             return error(400, str(exc))
         result = local.complete(prompt_ids, fields, top_k)
+        call = _tool_call(result["text"], tools, forced) if tools else None
         logprobs = None
         if want_logprobs:
             logprobs = {
@@ -223,9 +285,11 @@ def create_app(model: Any, tokenizer: Any, model_name: str) -> Any:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": result["text"]},
+                    "message": {"role": "assistant", "content": result["text"]}
+                    if call is None
+                    else {"role": "assistant", "content": None, "tool_calls": [call]},
                     "logprobs": logprobs,
-                    "finish_reason": result["finish_reason"],
+                    "finish_reason": result["finish_reason"] if call is None else "tool_calls",
                 }
             ],
             "usage": {
