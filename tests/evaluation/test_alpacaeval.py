@@ -369,6 +369,9 @@ def test_bad_options_fail_before_any_work_and_leave_no_annotations(judge_server,
         (["--judge-workers", "0"], "field 'judge-workers'"),
         (["--judge-base-url", "ftp://x"], "field 'judge-base-url'"),
         (["--annotator", "gpt5_oracle"], "field 'annotator'"),
+        (["--difficulty", "estimate"], "field 'difficulty-from'"),  # nothing to estimate from
+        (["--difficulty-from", str(tmp_path)], "field 'difficulty-from'"),  # a folder without annotation files
+        (["--judge", ""], "field 'judge'"),
     ]
     for extra, expected in cases:
         result = CliRunner().invoke(app, [*base, *extra])

@@ -310,3 +310,25 @@ def test_too_few_judged_records_and_mixed_models_are_usage_errors(shared_data, t
     path = _write(tmp_path, rows[:20] + rows[5:6])
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and f"{path}:21: field 'instruction'" in result.output
+
+
+def test_difficulty_csv_is_matched_by_its_index_column(shared_data, tmp_path):
+    """Review finding: rows were matched by position. The same table with its rows reversed gives the same LC."""
+    from selbench.cli.main import app
+
+    folder = shared_data / "alpaca_eval" / "annotations"
+    rows = [f"{i},{((i * 37) % 11) / 11}\n" for i in range(805)]
+    forward, backward = tmp_path / "fwd.csv", tmp_path / "bwd.csv"
+    forward.write_text("index,instruction_difficulty\n" + "".join(rows))
+    backward.write_text("index,instruction_difficulty\n" + "".join(reversed(rows)))
+    outs = []
+    for csv in (forward, backward):
+        result = CliRunner().invoke(
+            app, ["eval", "lc-winrate", "--annotations", str(folder / "gemma-7b-it.json"), "--difficulty", str(csv), "--json"]
+        )
+        assert result.exit_code == 0, result.output
+        outs.append(json.loads(result.stdout.strip().splitlines()[-1])["lc_win_rate"])
+    assert outs[0] == pytest.approx(outs[1], abs=1e-12)
+    missing = CliRunner().invoke(app, ["eval", "lc-winrate", "--annotations", str(folder / "gemma-7b-it.json"),
+                                       "--difficulty-from", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "nowhere: field 'difficulty-from'" in missing.output

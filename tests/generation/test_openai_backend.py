@@ -154,3 +154,21 @@ def test_server_stops_where_the_hf_backend_stops(tiny_model_dir, tmp_path):
     finally:
         hook.remove()
     assert served == local and "<|im_end|>" not in served[0]
+
+
+def test_min_new_tokens_reaches_the_server(tiny_model_dir, tiny_server):
+    """`min_new_tokens` travels as vLLM's `min_tokens`, which `selbench serve` honours like the HF backend."""
+    config = GenerationConfig(max_new_tokens=8, min_new_tokens=6, batch_size=1)
+    local = cached_generate(str(tiny_model_dir), "test", PROMPTS, config)
+    served = cached_generate(str(tiny_model_dir), "test", PROMPTS, config, backend="openai",
+                             backend_options={"base_url": tiny_server.base_url})
+    assert served.outputs == local.outputs
+
+
+def test_backend_url_errors_name_the_flag(tiny_server, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    for url, message in (("ftp://x/v1", "http(s) URL"), ("http://example.com/v1", "API key"),
+                         (tiny_server.base_url.removesuffix("/v1"), "/v1")):
+        with pytest.raises(InputError) as err:
+            OpenAIServerBackend(url)
+        assert err.value.field == "backend-url" and message in str(err.value), str(err.value)

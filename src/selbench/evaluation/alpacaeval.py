@@ -44,6 +44,7 @@ from selbench.evaluation.alpacaeval_data import (  # noqa: F401 - re-exported: t
     SUBSETS,
     InstructionDifficulty,
     annotation_arrays,
+    check_difficulty_sources,
     estimated_difficulty,
     lc_winrate_file,
     load_reference,
@@ -437,8 +438,8 @@ def evaluate(
     fixed_table = None
     if difficulty not in ("auto", "estimate"):  # official or a CSV: load it now (it does not depend on the run)
         fixed_table = resolve_difficulty(difficulty)
-    elif difficulty_from:
-        _check_difficulty_files(difficulty_from)
+    else:
+        check_difficulty_sources(difficulty, difficulty_from)
     with CostMeter("eval:alpacaeval") as meter:
         model_outputs, model_name = outputs_for(
             model, rows, max_new_tokens, backend=backend, backend_options=backend_options
@@ -496,14 +497,11 @@ def judge_config(judge: str, judge_base_url: str | None, judge_workers: int) -> 
     try:
         return JudgeConfig(model=judge, base_url=judge_base_url, max_workers=judge_workers)
     except ValueError as exc:
-        attribute = str(exc).split("=", 1)[0].removeprefix("JudgeConfig.")
+        import re
+
+        found = re.match(r"JudgeConfig\.(\w+)", str(exc))
+        attribute = found.group(1) if found else "judge"
         raise InputError(str(exc).split(": ", 1)[-1], field=flags.get(attribute, attribute)) from None
-
-
-def _check_difficulty_files(items: Sequence[str | Path]) -> None:
-    for item in items:
-        if not Path(item).exists():
-            raise InputError("annotation file or folder not found", path=item, field="difficulty-from")
 
 
 def _difficulty_or_none(

@@ -174,7 +174,7 @@ def annotation_arrays(rows: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.nd
 
 
 # ----------------------------------------------------------------------------------------- difficulty
-def official_difficulty() -> tuple[np.ndarray, Any]:
+def official_difficulty() -> tuple[Any, Any]:
     """alpaca_eval's hub files: `instruction_difficulty.csv` (per index) and `df_gamed.csv` (gamed rows)."""
     import pandas as pd
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
@@ -192,9 +192,7 @@ def official_difficulty() -> tuple[np.ndarray, Any]:
             raise OSError(f"{name}: the hub endpoint is unreachable")
         return hf_hub_download(repo_id="tatsu-lab/alpaca_eval", filename=name, repo_type="dataset")
 
-    difficulty = (
-        pd.read_csv(fetch("instruction_difficulty.csv"), index_col=0).squeeze("columns").to_numpy(dtype=float)
-    )
+    difficulty = pd.read_csv(fetch("instruction_difficulty.csv"), index_col=0).squeeze("columns")
     gamed = pd.read_csv(fetch("df_gamed.csv"))
     rows = GamedRows(
         preference=gamed["preference"].astype(float).replace({0.0: 1.5}).to_numpy() - 1
@@ -244,15 +242,22 @@ class InstructionDifficulty:
         return out
 
 
-def _by_index(values: np.ndarray, where: str | Path) -> dict[str, float]:
+def _by_index(values: Any, where: str | Path) -> dict[str, float]:
+    """{instruction: difficulty} from alpaca_eval's table (a pandas Series indexed by AlpacaEval index)."""
     reference = load_reference()
-    if len(values) != len(reference):
+    try:
+        indices = [int(i) for i in values.index]
+        numbers = [float(v) for v in values.to_numpy()]
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise InputError(f"expected columns index,instruction_difficulty of numbers ({exc})", path=where,
+                         field="instruction_difficulty") from None
+    if sorted(indices) != list(range(len(reference))):
         raise InputError(
-            f"has {len(values)} rows, AlpacaEval has {len(reference)} instructions",
+            f"has {len(indices)} rows; its index column must list the {len(reference)} AlpacaEval indices once each",
             path=where,
             field="instruction_difficulty",
         )
-    return {row["instruction"]: float(v) for row, v in zip(reference, values, strict=True)}
+    return {reference[i]["instruction"]: v for i, v in zip(indices, numbers, strict=True)}
 
 
 def _annotation_files(items: Sequence[str | Path]) -> list[Path]:
@@ -335,7 +340,7 @@ def resolve_difficulty(
         import pandas as pd
 
         try:
-            values = pd.read_csv(difficulty, index_col=0).squeeze("columns").to_numpy(dtype=float)
+            values = pd.read_csv(difficulty, index_col=0).squeeze("columns")
         except (OSError, ValueError) as exc:
             raise InputError(f"cannot read difficulty CSV: {exc}", path=difficulty) from exc
         return InstructionDifficulty(_by_index(values, difficulty), None, str(difficulty))
@@ -343,6 +348,23 @@ def resolve_difficulty(
     if exclude is not None:
         files = [f for f in files if f.resolve() != Path(exclude).resolve()]
     return estimated_difficulty(rows, files)
+
+
+def check_difficulty_sources(difficulty: str, difficulty_from: Sequence[str | Path]) -> None:
+    """What can be checked about `--difficulty-from` before any work: each path exists, and an estimate
+    has at least one annotation file to fit on."""
+    for item in difficulty_from:
+        if not Path(item).exists():
+            raise InputError("annotation file or folder not found", path=item, field="difficulty-from")
+    if difficulty_from and not _annotation_files(difficulty_from):
+        raise InputError("no AlpacaEval annotation files (*.json) there", path=str(difficulty_from[0]),
+                         field="difficulty-from")
+    if difficulty == "estimate" and not difficulty_from:
+        raise InputError(
+            "--difficulty estimate needs other models' AlpacaEval annotation files: pass --difficulty-from "
+            "FILES_OR_DIR",
+            field="difficulty-from",
+        )
 
 
 def lc_winrate_file(
@@ -369,6 +391,7 @@ def lc_winrate_file(
             path=path,
             field="preference",
         )
+    check_difficulty_sources("auto", difficulty_from)
     table = resolve_difficulty(difficulty, difficulty_from or [Path(path).parent], rows=rows, exclude=path)
     result = lc_winrate.evaluate(prefs, len_1, len_2, table.lookup(rows, path), gamed=table.gamed)
     result.update(

@@ -147,7 +147,7 @@ class JudgeClient:
                     if not self.config.is_loopback:
                         raise InputError(
                             f"no API key: set ${self.config.api_key_env} for {self.config.endpoint}",
-                            field="judge_base_url",
+                            field="judge-base-url",
                         )
                     api_key = "EMPTY"  # loopback servers (selbench serve, vLLM) ignore it
                 self._client = openai.OpenAI(

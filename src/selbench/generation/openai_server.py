@@ -51,8 +51,17 @@ class OpenAIServerBackend:
         api_key_env: str = "OPENAI_API_KEY",
         cache_dir: str | Path | None = None,
     ) -> None:
-        from selbench.evaluation.judge import JudgeClient, JudgeConfig
+        import os
+        from urllib.parse import urlparse
 
+        from selbench.evaluation.judge import LOOPBACK_HOSTS, JudgeClient, JudgeConfig
+
+        url = urlparse(base_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise InputError("must be an http(s) URL such as http://127.0.0.1:8000/v1", path=base_url,
+                             field="backend-url")
+        if url.hostname not in LOOPBACK_HOSTS and not os.environ.get(api_key_env):
+            raise InputError(f"no API key: set ${api_key_env} for this server", path=base_url, field="backend-url")
         probe = JudgeClient(JudgeConfig(model=served_model or "-", base_url=base_url, api_key_env=api_key_env))
         served = self._served_models(probe)
         if served_model is None:
@@ -86,6 +95,13 @@ class OpenAIServerBackend:
         except openai.APIConnectionError as exc:
             raise InputError(
                 f"no OpenAI-compatible server answers there ({type(exc).__name__})",
+                path=client.config.endpoint,
+                field="backend-url",
+            ) from None
+        except openai.APIStatusError as exc:
+            raise InputError(
+                f"GET /models answered HTTP {exc.status_code}: not an OpenAI-compatible API root (the base URL "
+                "usually ends in /v1)",
                 path=client.config.endpoint,
                 field="backend-url",
             ) from None

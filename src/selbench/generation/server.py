@@ -3,7 +3,7 @@
 Routes (the subset of the OpenAI API that judges and evaluators use):
 `GET /v1/models`, `POST /v1/chat/completions` (messages through the model's chat template) and
 `POST /v1/completions` (raw prompt text), with `max_tokens`, `temperature` (0 = greedy; default 1.0 as
-in the OpenAI API), `top_p`, `stop`, `seed`, and log-probabilities in OpenAI's response shapes:
+in the OpenAI API), `top_p`, `stop`, `seed`, vLLM's `min_tokens`, and log-probabilities in OpenAI's response shapes:
 chat `choices[0].logprobs.content[i] = {token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}`
 (request `logprobs: true, top_logprobs: k`); completions `choices[0].logprobs = {tokens,
 token_logprobs, top_logprobs: [{token: logprob}], text_offset}` (request `logprobs: k`).
@@ -54,6 +54,9 @@ def _request_fields(body: dict[str, Any]) -> dict[str, Any]:
     seed = body.get("seed")
     if seed is not None and not isinstance(seed, int):
         raise ValueError(f"field 'seed': {seed!r} must be an integer")
+    min_tokens = body.get("min_tokens", 0)  # vLLM's extension field
+    if not isinstance(min_tokens, int) or not 0 <= min_tokens <= max_tokens:
+        raise ValueError(f"field 'min_tokens': {min_tokens!r} must be an integer in [0, max_tokens]")
     if body.get("n", 1) != 1:
         raise ValueError(f"field 'n': {body.get('n')!r} is not supported (only 1)")
     return {
@@ -62,6 +65,7 @@ def _request_fields(body: dict[str, Any]) -> dict[str, Any]:
         "top_p": float(top_p),
         "stop": stop,
         "seed": seed,
+        "min_tokens": min_tokens,
     }
 
 
@@ -93,6 +97,8 @@ class LocalModel:
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos
         do_sample = fields["temperature"] > 0
         kwargs: dict[str, Any] = {"do_sample": do_sample, "max_new_tokens": fields["max_tokens"]}
+        if fields.get("min_tokens"):  # stop tokens are suppressed until then, as the HF backend does
+            kwargs["min_new_tokens"] = fields["min_tokens"]
         if do_sample:
             kwargs.update(temperature=fields["temperature"], top_p=fields["top_p"], top_k=0)
         with self.lock, torch.no_grad():
