@@ -59,3 +59,15 @@ def test_field_map_validation():
         LoaderConfig(field_map=(("output", "a"), ("output", "b")))
     with pytest.raises(ValueError, match="max_chars"):
         LoaderConfig(max_chars=0)
+
+
+def test_malformed_line_reports_the_column_where_it_breaks(tmp_path):
+    from typer.testing import CliRunner
+
+    from selbench.cli.main import app
+
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"instruction": "a", "output": "b"}\n{"instruction": "a", "output": \n')
+    result = CliRunner().invoke(app, ["data", "prepare", "--source", "jsonl", "--input", str(path),
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and f"{path}:2:" in result.output and "column 32" in result.output

@@ -1,4 +1,4 @@
-"""Longest: descending length, ties by dataset order."""
+"""Longest: descending length, ties by the study's seeded shuffle."""
 
 from __future__ import annotations
 
@@ -14,6 +14,23 @@ def test_longest_first_and_ties_by_lower_index():
     lengths = np.array([5, 9, 1, 9, 5, 0])
     assert select_longest(lengths, 4).tolist() == [1, 3, 0, 4]
     assert select_longest(lengths, 6).tolist() == [1, 3, 0, 4, 2, 5]
+
+
+def test_ties_follow_the_studys_shuffle_then_stable_sort():
+    """ChasingRandom's sampler: `Dataset.shuffle(seed)` then `.sort(length, reverse=True)`, then the first
+    `budget`. Reproduced with 🤗 datasets itself on a table with many ties, for two seeds."""
+    import datasets
+
+    lengths = np.random.default_rng(3).integers(0, 6, 60)  # ~10 examples per length
+    table = datasets.Dataset.from_dict({"i": list(range(60)), "target_len": lengths.tolist()})
+    for seed in (0, 42):
+        study = table.shuffle(seed=seed).sort("target_len", reverse=True).select(range(25))["i"]
+        strategy = LongestStrategy()
+        pool = Pool(n=60, scores={"length": {"length": lengths}})
+        ours = strategy.select(pool, 25, np.random.default_rng(seed)).indices.tolist()
+        assert ours == study
+    other = LongestStrategy().select(pool, 25, np.random.default_rng(1)).indices.tolist()
+    assert sorted(lengths[other]) == sorted(lengths[ours]) and other != ours  # same lengths, other tie picks
 
 
 def test_prefix_property_across_budgets():

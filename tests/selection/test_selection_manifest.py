@@ -172,3 +172,34 @@ def test_cli_refuses_edited_manifest(pool_3k, tmp_path):
     (tmp_path / "l.json").write_text(json.dumps(manifest))
     result = runner.invoke(app, ["select", "overlap", str(tmp_path / "l.json")])
     assert result.exit_code == 2 and "ids_sha256" in result.output
+
+
+def test_a_swapped_parquet_is_refused_not_served_from_cache(tmp_path):
+    """Review finding: the dataset's identity came from manifest.json alone, so a data.parquet copied over a
+    prepared one got the old dataset's cached selections (ids not in it) or an internal error."""
+    import json
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from selbench.cli.main import app
+
+    def prepare(name, outputs):
+        src = tmp_path / f"{name}.json"
+        src.write_text(json.dumps([{"instruction": f"q{i} {name}", "input": "", "output": o} for i, o in enumerate(outputs)]))
+        result = CliRunner().invoke(app, ["data", "prepare", "--source", "alpaca", "--input", str(src), "--out", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+        return tmp_path / name
+
+    a, b = prepare("a", ["x" * (i + 1) for i in range(12)]), prepare("b", ["y" * (i + 2) for i in range(12)])
+    for strategy in ("random", "longest"):
+        ok = CliRunner().invoke(app, ["select", strategy, "--data", str(a), "--budget", "5", "--out", str(tmp_path / "s.json")])
+        assert ok.exit_code == 0, ok.output
+    shutil.copyfile(b / "data.parquet", a / "data.parquet")
+    for strategy in ("random", "longest"):
+        out = tmp_path / f"{strategy}-2.json"
+        result = CliRunner().invoke(app, ["select", strategy, "--data", str(a), "--budget", "5", "--out", str(out)])
+        assert result.exit_code == 2 and "field 'parquet_sha256'" in result.output and not out.exists()
+    bad_seed = CliRunner().invoke(app, ["select", "random", "--data", str(b), "--budget", "5", "--seed", "-1",
+                                        "--out", str(tmp_path / "x.json")])
+    assert bad_seed.exit_code == 2 and "field 'seed'" in bad_seed.output

@@ -178,17 +178,20 @@ def _prompt(example: Example) -> str:
 
 def _place(entry: Path, out_dir: Path, manifest: dict[str, Any]) -> None:
     """Copy the store entry's Parquet into OUT atomically, then write the manifest (last: the done marker)."""
+    from selbench.hashing import sha256_file
     from selbench.runner.store import write_json_atomic
 
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / DATA_FILE
     tmp = out_dir / f".{DATA_FILE}.{uuid.uuid4().hex[:8]}.tmp"
+    # The old manifest goes first: a run stopped before the new one is written leaves no stale pair.
+    (out_dir / MANIFEST_FILE).unlink(missing_ok=True)
     try:
         shutil.copyfile(entry / DATA_FILE, tmp)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
-    write_json_atomic(out_dir / MANIFEST_FILE, manifest)
+    write_json_atomic(out_dir / MANIFEST_FILE, {**manifest, "parquet_sha256": sha256_file(target)})
 
 
 def _selbench_version() -> str:

@@ -92,7 +92,7 @@ def _iter_jsonl(path: Path) -> Iterator[RawItem]:
                 yield line_no, Dropped(NON_UTF8, f"bytes are not valid UTF-8 at column {exc.start + 1}")
                 continue
             try:
-                obj = json.loads(text)
+                obj = json.loads(text.rstrip("\r\n"))  # else an error at the line's end points past it
             except json.JSONDecodeError as exc:
                 yield line_no, Dropped(MALFORMED_JSON, f"not valid JSON: {exc.msg} at column {exc.colno}")
                 continue

@@ -167,10 +167,28 @@ def rows_sha256(examples: Iterable[Example]) -> str:
 
 
 def dataset_sha256(path: str | Path) -> str:
-    """The dataset's content hash, as recorded in its manifest (else computed with `rows_sha256`)."""
+    """The dataset's content hash, as recorded in its manifest (else computed with `rows_sha256`).
+
+    The manifest also records the bytes' hash of the `data.parquet` it describes (`parquet_sha256`); a
+    Parquet file that is not that one (copied over, or left by an interrupted re-prepare) is an InputError,
+    so no cached selection or score of another dataset is ever served for it.
+    """
+    from selbench.errors import InputError
+    from selbench.hashing import sha256_file
+
     path = Path(path)
     folder = path if path.is_dir() else path.parent
-    manifest = folder / "manifest.json"
-    if manifest.is_file():
-        return json.loads(manifest.read_text(encoding="utf-8"))["sha256"]
-    return rows_sha256(read_examples(folder / "data.parquet" if path.is_dir() else path))
+    manifest_path = folder / "manifest.json"
+    data_path = folder / "data.parquet" if path.is_dir() else path
+    if manifest_path.is_file():
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        expected = manifest.get("parquet_sha256")
+        if expected and data_path.is_file() and sha256_file(data_path) != expected:
+            raise InputError(
+                "is not the file its manifest.json describes (changed after prepare?): run `selbench data "
+                "prepare` again",
+                path=data_path,
+                field="parquet_sha256",
+            )
+        return manifest["sha256"]
+    return rows_sha256(read_examples(data_path))

@@ -6,7 +6,8 @@ default here. `unit="tokens"` counts tokens of a given tokenizer instead (no spe
 
 The response is the `output` field. For multi-turn (ShareGPT-like) examples that is the first assistant
 turn, as the loaders fill `output` from it; later turns are not counted. Characters are Unicode code points
-of the stored (NFC-normalized) text.
+of the text as stored, i.e. as read from the source (not normalised: only example ids normalise), which is
+what the study's `len(example["output"])` counts.
 """
 
 from __future__ import annotations

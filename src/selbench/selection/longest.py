@@ -1,9 +1,10 @@
 """Longest responses first (Zhao et al., 2024, "Long Is More for Alignment", https://arxiv.org/abs/2402.04833).
 
 Diddee & Ippolito rank by the response's length in characters (default); `unit="tokens"` ranks by tokens of
-a given tokenizer. Ties are broken by dataset order (lower index first): the prepared dataset's row order is
-part of its sha256, so the choice is reproducible; ids are not used because they are content hashes with no
-meaning as an order.
+a given tokenizer. Ties are broken as the study's `sampler.py` breaks them: it shuffles the dataset with the
+seed (🤗 `Dataset.shuffle(seed)`, i.e. `np.random.default_rng(seed).permutation`) and then sorts by length,
+descending, with a stable sort, so equal lengths keep their shuffled order. With the same seed (the study's
+default is 42) and the same source row order, the same examples are chosen.
 """
 
 from __future__ import annotations
@@ -18,18 +19,36 @@ from selbench.scoring.length import UNITS
 from selbench.selection.base import Pool, Selection
 
 
-def select_longest(lengths: np.ndarray, budget: int) -> np.ndarray:
-    """Indices of the `budget` longest examples, longest first, ties by lower index.
+def select_longest(lengths: np.ndarray, budget: int, tie_rank: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the `budget` longest examples, longest first; ties by `tie_rank` (lower first), else by index.
 
     >>> select_longest(np.array([3, 7, 7, 1]), 3).tolist()
     [1, 2, 0]
+    >>> select_longest(np.array([3, 7, 7, 1]), 3, tie_rank=np.array([0, 3, 1, 2])).tolist()
+    [2, 1, 0]
     """
     lengths = np.asarray(lengths)
     if not 0 <= budget <= len(lengths):
         raise ValueError(f"budget {budget} outside [0, {len(lengths)}]")
-    # A stable sort on the negated length keeps equal lengths in index order.
-    order = np.argsort(-lengths.astype(np.int64, copy=False), kind="stable")
+    negated = -lengths.astype(np.int64, copy=False)
+    if tie_rank is None:
+        order = np.argsort(negated, kind="stable")  # a stable sort keeps equal lengths in index order
+    else:
+        order = np.lexsort((np.asarray(tie_rank), negated))  # last key first: length, then the tie rank
     return order[:budget].astype(np.int64, copy=False)
+
+
+def shuffled_rank(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Each example's position after `Dataset.shuffle` with this generator (`rng.permutation(n)` puts example
+    `perm[j]` at position j).
+
+    >>> shuffled_rank(4, np.random.default_rng(0)).tolist() == np.argsort(np.random.default_rng(0).permutation(4)).tolist()
+    True
+    """
+    perm = rng.permutation(n)
+    rank = np.empty(n, dtype=np.int64)
+    rank[perm] = np.arange(n)
+    return rank
 
 
 @dataclass(frozen=True)
@@ -43,7 +62,7 @@ class LongestStrategy:
     tokenizer: str | None = None
 
     name: ClassVar[str] = "longest"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2  # 2: ties broken by the seeded shuffle, as the study's sampler
     uses_against: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
@@ -61,4 +80,5 @@ class LongestStrategy:
         return {"length": ("length", options)}
 
     def select(self, pool: Pool, budget: int, rng: np.random.Generator) -> Selection:
-        return Selection(select_longest(pool.scores["length"]["length"], budget))
+        lengths = pool.scores["length"]["length"]
+        return Selection(select_longest(lengths, budget, shuffled_rank(len(lengths), rng)))

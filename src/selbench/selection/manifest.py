@@ -136,6 +136,8 @@ def run_selection(
 
     from selbench.data.schema import dataset_sha256
 
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InputError(f"{seed!r} is not an integer >= 0", field="seed")
     started = time.perf_counter()
     store = store or StepStore()
     data_file = prepared_data_file(data)
@@ -170,7 +172,13 @@ def run_selection(
     for role, (scorer, options) in strategy.score_requests().items():
         result = compute_scores(data_file.parent, scorer, options, store, prices=prices)
         score_ids, columns = read_scores(result.path)
-        assert score_ids == ids, f"scores {result.path} are not aligned with {data_file}"
+        if score_ids != ids:
+            raise InputError(
+                f"does not hold the examples its cached scores were computed on ({result.path}): run `selbench "
+                "data prepare` again",
+                path=data_file,
+                field="id",
+            )
         scores[role] = columns
         scores_info[role] = {"path": str(result.path), "scorer": scorer, "config_key": result.key,
                              "config": result.config, "cost": result.cost, "cached": result.cached}
