@@ -108,6 +108,7 @@ def test_prepare_key_changes_with_every_input(tmp_path, monkeypatch):
 def test_prepare_packaged_sharegpt(tmp_path):
     """The whole packaged pool (~30 s on 2 CPU cores, mostly token counting)."""
     result = prepare("sharegpt", "sharegpt", tmp_path / "sg")
-    assert 10_000 <= result["n"] <= 11_000 and result["truncated"] is not None
-    assert result["dropped"]["truncated"] == 1 and result["dropped"]["not_human_first"] > 6000
+    assert 16_000 <= result["n"] <= 17_000 and result["truncated"] is not None
+    # FastChat skips a leading gpt turn instead of dropping the piece: few are left without a human turn
+    assert result["dropped"]["truncated"] == 1 and 0 < result["dropped"]["not_human_first"] < 500
     assert result["n"] + result["n_dropped"] == 17_672

@@ -24,6 +24,9 @@ ROWS = [
     {"id": "sys_0", "conversations": _conv(("system", "Be brief."), ("human", "2+2?"), ("gpt", "4"))},
     {"id": "bing_0", "conversations": _conv(("human", "search this"), ("bing", "results"))},
     {"id": "pair_0", "conversations": _conv(("human", "Say hi"), ("gpt", "hi"))},
+    # FastChat skips one leading gpt turn and starts at the next
+    {"id": "lead_0", "conversations": _conv(("gpt", "continued"), ("human", "Thanks, now do Y"), ("gpt", "Here is Y"))},
+    {"id": "lead_1", "conversations": _conv(("gpt", "a"), ("gpt", "b"), ("human", "c"), ("gpt", "d"))},
 ]
 
 
@@ -37,9 +40,11 @@ def test_sharegpt_turn_rules_and_drop_reasons(tmp_path):
     items = [item for _, item in _load(path)]
     kept = [e for e in items if isinstance(e, Example)]
     reasons = [d.reason for d in items if isinstance(d, Dropped)]
-    assert reasons == ["not_human_first", "empty_conversation", "no_reply", "unknown_role"]
+    assert reasons == ["no_reply", "empty_conversation", "no_reply", "unknown_role", "not_human_first"]
     assert all(not d.invalid for d in items if isinstance(d, Dropped))
-    multi, system, pair = kept
+    multi, system, pair, lead = kept
+    assert (lead.instruction, lead.output) == ("Thanks, now do Y", "Here is Y")
+    assert [m["role"] for m in lead.messages] == ["user", "assistant"]  # the skipped turn is not trained on
     assert (multi.instruction, multi.output) == ("Summarize PLF.", "Here are the ideas.")
     assert [m["role"] for m in multi.messages] == ["user", "assistant", "user", "assistant"]
     assert json.loads(multi.meta) == {"id": "QWJhYvA_0"}

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STEP = "prepare"
-VERSION = 1
+VERSION = 2  # 2: ShareGPT conversations opening with a gpt turn start at the next turn (FastChat)
 DATA_FILE = "data.parquet"
 MANIFEST_FILE = "manifest.json"
 STATS_FILE = "stats.json"

@@ -5,10 +5,14 @@ The Vicuna training pool (lm-sys/FastChat; the `ShareGPT_V3_unfiltered_cleaned_s
 it is the `output`, and the whole conversation is kept in `messages` (human -> user, gpt -> assistant,
 system -> system). Leading system turns are allowed (kept in `messages`).
 
+A conversation whose first non-system turn is from gpt (FastChat's split files start many pieces that way)
+starts at the next turn instead, as FastChat's `train.py` `preprocess` does ("skip the first one if it is
+not from human"); the skipped turn is not kept in `messages`.
+
 Dropped, counted by reason, never fatal (source filters):
-    empty_conversation, not_human_first (first non-system turn is not human; FastChat's split files start
-    many pieces with a gpt turn), no_reply (the first human turn has no gpt turn after it), unknown_role
-    (a speaker other than human/gpt/system, e.g. "bing"; FastChat's role table rejects those too).
+    empty_conversation, not_human_first (after that one skipped gpt turn there is still no human turn),
+    no_reply (the first human turn has no gpt turn after it), unknown_role (a speaker other than
+    human/gpt/system, e.g. "bing"; FastChat's role table rejects those too).
 The scrape also holds duplicates, empty turns and a few enormous conversations: for this source those
 checks drop and count instead of failing (`Loader.lenient`), and the packaged file, which is cut off in
 the middle of a record, is read up to its last whole conversation.
@@ -69,6 +73,8 @@ def convert_conversation(record: Mapping[str, Any], source: str, key: str = "con
     if not messages:
         return Dropped("empty_conversation", "the conversation has no turns", field=key, invalid=False)
     first = next((i for i, m in enumerate(messages) if m["role"] != "system"), len(messages))
+    if first < len(messages) and messages[first]["role"] == "assistant":  # FastChat skips it
+        messages = messages[:first] + messages[first + 1 :]
     if first == len(messages) or messages[first]["role"] != "user":
         return Dropped("not_human_first", "the conversation does not start with a human turn", field=key, invalid=False)
     if first + 1 >= len(messages) or messages[first + 1]["role"] != "assistant":
