@@ -136,3 +136,30 @@ def test_inference_chat_template_prompts_as_training_did(tok, name):
     rendered = served.apply_chat_template(with_system, tokenize=False, add_generation_prompt=True)
     assert rendered == template.segments(Example(instruction="Be brief.\n\nAdd 2 and 3.", output="5"), tok)[0].text
     assert inference_chat_template("chat", tok) is None  # chat-trained models keep their own template
+
+
+def test_a_chat_template_that_writes_bos_gets_one_bos(tok):
+    """Review finding: Llama/Gemma chat templates write BOS themselves; adding one more gave `<bos><bos>`."""
+    import copy
+
+    from selbench.training.base import Segment
+
+    with_bos = copy.deepcopy(tok)
+    with_bos.bos_token = "<|endoftext|>"
+    bos = with_bos.bos_token_id
+    segments = [Segment("<|endoftext|>Hello", trained=False), Segment(" world", trained=True)]
+    enc = encode_segments(segments, with_bos, None, add_bos=True)
+    assert enc.input_ids[0] == bos and enc.input_ids[1] != bos
+    plain = encode_segments([Segment("Hello", trained=False), Segment(" world", trained=True)], with_bos, None,
+                            add_bos=True)
+    assert plain.input_ids[0] == bos and plain.input_ids[1] != bos  # a template without BOS still gets one
+
+
+def test_study_template_gives_eos_no_loss(tok):
+    """The study set pad = EOS and its collator masked pad tokens: EOS carried no loss there, nor here."""
+    from selbench.training.train import tokenize_examples
+
+    rows, _ = tokenize_examples([Example(instruction="Add 2 and 3.", output="5")], tok, "study", True, None)
+    ids, labels = rows["input_ids"][0], rows["labels"][0]
+    assert ids[-1] == tok.eos_token_id and labels[-1] == IGNORE_INDEX
+    assert all(label == i for i, label in zip(ids[:-1], labels[:-1], strict=True))  # everything else trained

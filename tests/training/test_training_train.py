@@ -180,3 +180,13 @@ def test_a_model_trained_on_the_alpaca_prompt_is_evaluated_with_it(tiny_model_di
     model, tok = load_model(result["out"])
     text, templated = HFBackend(model, tok).render([{"role": "user", "content": "Colour 1?"}])
     assert templated and text == alpaca_prompt("Colour 1?")
+
+
+def test_study_packing_continues_long_examples_instead_of_truncating(tiny_model_dir, tmp_path):
+    """TRL's ConstantLengthDataset (the study's packing) cut the concatenated stream into rows; examples longer
+    than max_length were split across rows, not truncated first (review finding)."""
+    long = [Example(instruction=f"Tell story {i}.", output=" ".join(WORDS) * 6) for i in range(4)]
+    write_examples(long, tmp_path / "data" / "data.parquet")
+    result = train(str(tiny_model_dir), tmp_path / "data", None,
+                   fast(epochs=1, template="study", packing=True, max_length=32), None)
+    assert result["train_tokens"] > 4 * 32  # more than 4 truncated examples could hold

@@ -97,6 +97,9 @@ def encode_segments(
     """
     if add_bos is None:
         add_bos = tokenizer_adds_bos(tokenizer)
+    first = next((seg.text for seg in segments if seg.text), "")
+    if add_bos and tokenizer.bos_token and first.startswith(tokenizer.bos_token):
+        add_bos = False  # a chat template that writes BOS itself (Llama, Gemma, Mistral): one BOS, as at inference
     input_ids: list[int] = []
     labels: list[int] = []
     if add_bos:

@@ -12,7 +12,10 @@ our own templates pack with `bfd`, which keeps examples apart.
 
 Deviations: the released code receives the instruction already merged with its input in one field; we
 append a non-empty `input` after the instruction, separated by a newline. Each example ends with the EOS
-token, which TRL's packing of that time inserted between packed examples.
+token, which TRL's packing of that time inserted between packed examples; as in the study (pad = EOS, and
+its collator masked pad tokens), EOS tokens carry no loss. With packing, examples are not truncated to
+`max_length` first: the packed stream is cut into rows, so a long example continues on the next row, as
+TRL's ConstantLengthDataset did.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ class StudyTemplate:
 
     name = "study"
     loss_on_prompt = True
+    # The study set pad = EOS, and its TRL collator masked pad tokens out of the labels: EOS got no loss.
+    eos_in_loss = False
 
     @staticmethod
     def prompt_parts() -> tuple[str, str, str]:

@@ -29,7 +29,7 @@ from selbench.training.presets import TrainConfig
 
 log = logging.getLogger(__name__)
 
-VERSION = 2  # 2: alpaca/study-trained tokenizers carry their prompt as chat template
+VERSION = 3  # 2: alpaca/study-trained tokenizers carry their prompt as chat template; 3: study EOS/packing
 LOG_FILE = "train_log.jsonl"
 COST_FILE = "cost.json"
 # Weights dtype per precision: bf16 loads bf16 weights as the study did; fp16 AMP needs fp32 master weights.
@@ -109,6 +109,9 @@ def tokenize_examples(
         if enc is None:
             counts["dropped_no_response_tokens"] += 1
             continue
+        if not getattr(template, "eos_in_loss", True) and tokenizer.eos_token_id is not None:
+            eos = tokenizer.eos_token_id
+            enc.labels[:] = [-100 if t == eos else lab for t, lab in zip(enc.input_ids, enc.labels, strict=True)]
         counts["truncated"] += int(enc.truncated)
         rows["input_ids"].append(enc.input_ids)
         rows["labels"].append(enc.labels)
@@ -157,8 +160,18 @@ def train(
         from selbench.cost import CostMeter
 
         model, tokenizer, base_ref = load_base_model(model_spec, WEIGHT_DTYPES[hw["precision"]])
+        # The study's template reproduces its TRL packing, which let packed examples see each other ("wrapped");
+        # our own packing keeps them apart (best-fit decreasing, padding-free).
+        packing = "wrapped" if template_name == "study" and config.packing else ("bfd" if config.packing else None)
+        # Wrapped packing cuts the concatenated stream into rows, so a long example continues on the next row
+        # (the study's ConstantLengthDataset) rather than being truncated to max_length first.
         rows, counts = tokenize_examples(
-            examples, tokenizer, template_name, loss_on_prompt, config.max_length, selection_path or data_dir
+            examples,
+            tokenizer,
+            template_name,
+            loss_on_prompt,
+            None if packing == "wrapped" else config.max_length,
+            selection_path or data_dir,
         )
         if not rows["input_ids"]:
             raise InputError("no example has response tokens left within max_length", path=data_dir, field="max_length")
@@ -176,9 +189,6 @@ def train(
             log_path.unlink(missing_ok=True)
         train_model = trl_adapter.lora_model(model, config) if config.lora else model
         dataset = _to_dataset(rows)
-        # The study's template reproduces its TRL packing, which let packed examples see each other ("wrapped");
-        # our own packing keeps them apart (best-fit decreasing, padding-free).
-        packing = "wrapped" if template_name == "study" and config.packing else ("bfd" if config.packing else None)
         with CostMeter("train") as meter:
             meter.add_seconds(previous_seconds)
             trainer = trl_adapter.build_trainer(
