@@ -186,3 +186,27 @@ def test_help_and_bare_group_keep_their_exit_codes(tmp_path):
     assert help_.returncode == 0 and "longest" in help_.stdout
     bare = subprocess.run([str(SELBENCH), "select"], capture_output=True, text=True, timeout=60)
     assert bare.returncode == 2 and "longest" in bare.stdout and "Traceback" not in bare.stderr
+
+
+def test_train_bad_manifests_and_settings_exit_2_naming_the_field(pool, tmp_path, tiny_model_dir):
+    # Was (review findings 5-6): exit 1 with TypeError/AttributeError/OverflowError, or exit 0 with NaN weights
+    # (learning_rate=1e400), or exit 2 with a message naming no field (lora_target_modules).
+    import torch
+
+    out = tmp_path / "trained"
+    common = ("--model", tiny_model_dir, "--data", pool, "--preset", "demo", "--out", out)
+    selection = tmp_path / "sel.json"
+    _json_only(_invoke("select", "random", "--data", pool, "--budget", "3", "--out", selection, "--json"))
+    manifest = json.loads(selection.read_text())
+    bad = tmp_path / "bad.json"
+    for edit, field in (({"ids": [manifest["ids"][:1]]}, "field 'ids'"), ({"dataset": "x"}, "field 'dataset'"),
+                        ({"ids": [manifest["ids"][0]] * 2}, "field 'ids'"), ({"ids_sha256": "deadbeef"}, "field 'ids_sha256'")):
+        bad.write_text(json.dumps({**manifest, **edit}))
+        _input_error(_invoke("train", *common, "--selection", bad), str(bad), field)
+    for setting, field in (("learning_rate=1e400", "learning_rate"), ("epochs=inf", "epochs"), ("seed=-5", "seed"),
+                           ("deepspeed=/nonexistent.json", "deepspeed")):
+        _input_error(_invoke("train", *common, "--set", setting), f"field '{field}'")
+    _input_error(_invoke("train", *common, "--lora", "--set", "lora_target_modules=nope"), "field 'lora_target_modules'")
+    if not torch.cuda.is_available():
+        _input_error(_invoke("train", *common, "--set", "optimizer=paged_adamw_32bit"), "field 'optimizer'", "CUDA")
+    assert not out.exists()

@@ -46,7 +46,7 @@ def test_bad_inputs_exit_2_with_one_line(tiny_model_dir, tmp_path):
     unknown.write_text(json.dumps({"ids": [read_examples(data)[0].id, "nope"], "dataset": {"sha256": dataset_sha256(data)}}))
     result = invoke(*common, "--selection", str(unknown), "--preset", "demo")
     assert result.exit_code == 2
-    assert f"error: {unknown}:2: field 'ids': id 'nope' is not in" in result.stderr
+    assert f"error: {unknown}:1: field 'ids': id 'nope' is not in" in result.stderr
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"ids": [read_examples(data)[0].id], "dataset": {"sha256": "0" * 64}}))
     result = invoke(*common, "--selection", str(other), "--preset", "demo")

@@ -65,3 +65,43 @@ def test_batch_plan_gives_the_effective_batch(effective, per_device, world, plan
 def test_batch_plan_refuses_an_uneven_split():
     with pytest.raises(ValueError, match="effective_batch_size.*128.*not a multiple"):
         batch_plan(128, 3, 1)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("learning_rate", float("inf")), ("learning_rate", float("nan")), ("epochs", float("inf")),
+    ("warmup_ratio", float("nan")), ("max_grad_norm", float("inf")), ("weight_decay", float("inf")),
+    ("lora_dropout", float("nan")), ("max_grad_norm", -1.0), ("seed", -5), ("seed", 2**32),
+    ("lora_target_modules", ("q_proj", " ")), ("deepspeed", "/nonexistent/ds.json"), ("deepspeed", "ds_zero9.json"),
+])
+def test_bad_values_are_input_errors_naming_the_field(field, value):
+    """Review finding 6: `--set learning_rate=1e400` (inf) trained to NaN weights, `epochs=inf` crashed, a
+    missing DeepSpeed JSON failed only after the model loaded, and seed errors named no field."""
+    from selbench.errors import InputError
+
+    with pytest.raises(InputError) as exc:
+        from_preset("demo", **{field: value})
+    assert exc.value.field == field and exc.value.one_line().startswith(f"field '{field}': ")
+    assert isinstance(exc.value, ValueError)  # callers that caught the old ValueError still do
+
+
+def test_parsed_overflowing_floats_are_rejected():
+    with pytest.raises(ValueError, match="field 'learning_rate': got inf, allowed: a finite number"):
+        from_preset("demo", **parse_overrides(["learning_rate=1e400"]))
+
+
+def test_shipped_deepspeed_name_and_existing_path_are_accepted(tmp_path):
+    ds = tmp_path / "ds.json"
+    ds.write_text("{}")
+    assert from_preset("demo", deepspeed="ds_zero3.json").deepspeed == "ds_zero3.json"
+    assert from_preset("demo", deepspeed=str(ds)).deepspeed == str(ds)
+
+
+def test_gpu_only_optimizer_is_refused_on_a_cpu_machine_before_training():
+    from selbench.errors import InputError
+    from selbench.training.presets import check_runnable
+
+    config = from_preset("demo", optimizer="paged_adamw_32bit")  # buildable (and keyable) anywhere
+    with pytest.raises(InputError) as exc:
+        check_runnable(config, cuda=False)
+    assert exc.value.field == "optimizer" and "needs a CUDA GPU" in exc.value.message
+    check_runnable(from_preset("demo"), cuda=False)  # the default optimizer runs anywhere

@@ -143,7 +143,7 @@ def test_every_input_of_the_key_changes_it(tiny_model_dir, tmp_path):
         "epochs": 3.0, "max_steps": 3, "max_grad_norm": 0.5, "effective_batch_size": 16, "per_device_batch_size": 4,
         "max_length": 128, "group_by_length": False, "packing": True, "loss_on_prompt": True, "lora": True,
         "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.1, "lora_target_modules": ("q_proj",), "seed": 1,
-        "gradient_checkpointing": True, "deepspeed": "ds.json",
+        "gradient_checkpointing": True, "deepspeed": "ds_zero2.json",
     }
     for field, value in changed.items():
         assert getattr(base, field) != value, f"{field} must differ from the base config to test it"
@@ -190,3 +190,74 @@ def test_study_packing_continues_long_examples_instead_of_truncating(tiny_model_
     result = train(str(tiny_model_dir), tmp_path / "data", None,
                    fast(epochs=1, template="study", packing=True, max_length=32), None)
     assert result["train_tokens"] > 4 * 32  # more than 4 truncated examples could hold
+
+
+def _bad_selection(tmp_path, data, manifest, text=None) -> Path:
+    path = tmp_path / "bad.json"
+    path.write_text(text if text is not None else json.dumps(manifest))
+    return path
+
+
+def test_malformed_selection_manifests_are_input_errors_naming_file_and_field(tmp_path):
+    """Review finding 5: a list among the ids and a string `dataset` crashed (exit 1); repeated ids and a wrong
+    `ids_sha256` trained silently."""
+    from selbench.data.schema import read_examples
+    from selbench.errors import InputError
+    from selbench.hashing import sha256_lines
+    from selbench.training.train import load_selection
+
+    data = make_data(tmp_path)
+    ids = [e.id for e in read_examples(data)]
+    sha = dataset_sha256(data)
+    cases = {
+        "list-id": ({"ids": [[ids[0]]]}, "ids", "got list"),
+        "repeat": ({"ids": [ids[0], ids[1], ids[0]]}, "ids", "repeats entry 1"),
+        "dataset-str": ({"ids": ids[:2], "dataset": "x"}, "dataset", "expected an object"),
+        "sha-not-str": ({"ids": ids[:2], "dataset": {"sha256": 5}}, "dataset.sha256", "sha256 string"),
+        "other-dataset": ({"ids": ids[:2], "dataset": {"sha256": "0" * 64}}, "dataset.sha256", "selection was made on"),
+        "ids-sha": ({"ids": ids[:2], "ids_sha256": "deadbeef"}, "ids_sha256", "not the sha256 of the ids"),
+        "not-object": (ids[:2], None, "expected a JSON object"),
+    }
+    for name, (manifest, field, needle) in cases.items():
+        with pytest.raises(InputError) as exc:
+            load_selection(data, _bad_selection(tmp_path, data, manifest))
+        assert exc.value.field == field and needle in exc.value.message, (name, exc.value.one_line())
+        assert exc.value.path == str(tmp_path / "bad.json"), name
+    good = {"ids": ids[:3], "ids_sha256": sha256_lines(ids[:3]), "dataset": {"sha256": sha}}
+    examples, _, ids_sha = load_selection(data, _bad_selection(tmp_path, data, good))
+    assert [e.id for e in examples] == ids[:3] and ids_sha == sha256_lines(ids[:3])
+
+
+def test_a_bad_id_is_reported_at_its_line_in_the_file(tmp_path):
+    """Review finding 8: the error gave the id's list position as FILE:LINE; editors jumped to the wrong line."""
+    from selbench.data.schema import read_examples
+    from selbench.errors import InputError
+    from selbench.training.train import load_selection
+
+    data = make_data(tmp_path)
+    ids = [e.id for e in read_examples(data)][:3]
+    manifest = {"strategy": "random", "dataset": {"sha256": dataset_sha256(data), "ids": ["decoy"]}, "ids": [*ids, "zzzz"]}
+    text = json.dumps(manifest, indent=2)
+    expected_line = text.splitlines().index('    "zzzz"') + 1
+    with pytest.raises(InputError) as exc:
+        load_selection(data, _bad_selection(tmp_path, data, None, text))
+    assert exc.value.line == expected_line > 5 and exc.value.field == "ids"
+    assert "'zzzz' is not in" in exc.value.message and "entry 4 of 'ids'" in exc.value.message
+    with pytest.raises(InputError) as exc:  # all on one line: line 1, the entry named in the message
+        load_selection(data, _bad_selection(tmp_path, data, {"ids": [ids[0], "zzzz"]}))
+    assert exc.value.line == 1 and "entry 2 of 'ids'" in exc.value.message
+
+
+def test_deepspeed_config_content_is_in_the_key(tiny_model_dir, tmp_path):
+    """Review finding 7: the key held the DeepSpeed JSON's path only, so editing the file reused the old run."""
+    from selbench.assets import load_tokenizer
+
+    data = make_data(tmp_path)
+    tok = load_tokenizer(str(tiny_model_dir))
+    ds = tmp_path / "ds.json"
+    ds.write_text(json.dumps({"zero_optimization": {"stage": 2}, "gradient_clipping": "auto"}))
+    config = fast(deepspeed=str(ds))
+    before = train_key(str(tiny_model_dir), data, None, config, tok, "fp32")
+    assert before == train_key(str(tiny_model_dir), data, None, config, tok, "fp32")
+    ds.write_text(json.dumps({"zero_optimization": {"stage": 3}, "gradient_clipping": 0.1}))
+    assert train_key(str(tiny_model_dir), data, None, config, tok, "fp32") != before

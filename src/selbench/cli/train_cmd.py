@@ -35,7 +35,7 @@ def train(
       selbench train --model hf://meta-llama/Llama-2-7b-hf --data runs/alpaca --selection random.json --preset set1 --out runs/set1 --set per_device_batch_size=4
     """
     from selbench.errors import InputError
-    from selbench.training.presets import from_preset, parse_overrides
+    from selbench.training.presets import check_runnable, from_preset, parse_overrides
     from selbench.training.train import train as run_training
 
     if preset not in PRESET_NAMES:
@@ -51,7 +51,14 @@ def train(
     if seed is not None:
         fields["seed"] = seed
     config = from_preset(preset, **fields)
+    check_runnable(config)  # e.g. a bitsandbytes optimizer on a CPU-only machine: refused before loading weights
     # The HF Trainer prints its log dicts on stdout; stdout is reserved for the result (`--json`: one JSON line).
     with contextlib.redirect_stdout(sys.stderr):
-        result = run_training(model, data, selection, config, out)
+        try:
+            result = run_training(model, data, selection, config, out)
+        except ValueError as exc:
+            # peft's "Target modules {...} not found in the base model" names no field; only the model can tell.
+            if config.lora and "target modules" in str(exc).lower():
+                raise InputError(str(exc), field="lora_target_modules") from exc
+            raise
     emit(result, as_json)

@@ -7,14 +7,21 @@ silent we follow its released code (ippolito-cmu/ChasingRandom `src/scripts/trai
 gradient clipping change (transformers' default 1.0), per-device batch 2 x accumulation 8 x 8 GPUs = 128.
 "Adam" is `adamw_torch` with weight decay 0, which is Adam; the study ran `paged_adamw_32bit` (bitsandbytes,
 GPU only), the same update rule with paged optimizer state.
+
+The presets carry the paper's numbers; the objective is ours by default: the model's chat template (or the
+Alpaca prompt) with the prompt masked, unpacked rows grouped by length. The released `train.py` trained
+packed 512-token rows of its own prompt with loss on every token and no length grouping; to reproduce that,
+add `--template study --set packing=true --set group_by_length=false` (see `training.study`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from selbench.errors import InputError
 from selbench.training.base import PRESETS
 
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
@@ -22,6 +29,13 @@ OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "paged_adamw_32bit", "sgd", "a
 TEMPLATE_NAMES = ("auto", "chat", "alpaca", "study")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+# Optimizers implemented by bitsandbytes (transformers `OptimizerNames`): CUDA only.
+CUDA_ONLY_OPTIMIZERS = ("paged_adamw_32bit",)
+
+
+class ConfigError(InputError, ValueError):
+    """A bad TrainConfig value: exit 2 with `field 'x'` like any InputError, and still a ValueError for
+    callers (study YAML loading, tests) that catch those."""
 
 
 @dataclass(frozen=True)
@@ -97,10 +111,17 @@ class TrainConfig:
             object.__setattr__(self, "lora_target_modules", tuple(self.lora_target_modules.split(",")))
         elif isinstance(self.lora_target_modules, list):
             object.__setattr__(self, "lora_target_modules", tuple(self.lora_target_modules))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            # inf/nan pass the range checks below (or overflow later): lr=1e400 trained to NaN weights and
+            # wrote non-JSON `Infinity` into train_log.jsonl (review finding 6).
+            if isinstance(value, float):
+                _check(math.isfinite(value), f.name, value, "a finite number")
         _check(self.learning_rate > 0, "learning_rate", self.learning_rate, "> 0")
         _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, ">= 0")
         _check(0 <= self.warmup_ratio < 1, "warmup_ratio", self.warmup_ratio, "in [0, 1)")
         _check(self.epochs > 0, "epochs", self.epochs, "> 0")
+        _check(self.max_grad_norm >= 0, "max_grad_norm", self.max_grad_norm, ">= 0 (0 = no clipping)")
         _check(self.max_steps == -1 or self.max_steps > 0, "max_steps", self.max_steps, "-1 or > 0")
         _check(self.effective_batch_size >= 1, "effective_batch_size", self.effective_batch_size, ">= 1")
         _check(self.per_device_batch_size >= 1, "per_device_batch_size", self.per_device_batch_size, ">= 1")
@@ -112,7 +133,12 @@ class TrainConfig:
         _check(self.lora_r >= 1, "lora_r", self.lora_r, ">= 1")
         _check(self.lora_alpha > 0, "lora_alpha", self.lora_alpha, "> 0")
         _check(0 <= self.lora_dropout < 1, "lora_dropout", self.lora_dropout, "in [0, 1)")
-        _check(len(self.lora_target_modules) > 0, "lora_target_modules", self.lora_target_modules, "non-empty")
+        _check(len(self.lora_target_modules) > 0 and all(isinstance(m, str) and m.strip() for m in self.lora_target_modules),
+               "lora_target_modules", self.lora_target_modules, "non-empty module names")
+        # transformers' `set_seed` range; its own error names no field.
+        _check(isinstance(self.seed, int) and 0 <= self.seed < 2**32, "seed", self.seed, "an integer in [0, 2**32)")
+        if self.deepspeed is not None:
+            _check_deepspeed(self.deepspeed)
         _check(self.logging_steps >= 1, "logging_steps", self.logging_steps, ">= 1")
         _check(self.save_steps >= 1, "save_steps", self.save_steps, ">= 1")
 
@@ -128,7 +154,45 @@ class TrainConfig:
 
 def _check(ok: bool, name: str, value: Any, allowed: str) -> None:
     if not ok:
-        raise ValueError(f"TrainConfig field '{name}': got {value!r}, allowed: {allowed}")
+        raise ConfigError(f"got {value!r}, allowed: {allowed}", field=name)
+
+
+def _check_deepspeed(value: str) -> None:
+    """The DeepSpeed JSON must exist when the config is made, not when the Trainer starts (it was then an
+    internal error after the model had loaded); bare shipped names (`ds_zero2.json`) resolve to the package copy."""
+    from pathlib import Path
+
+    from selbench.training.trl_adapter import resolve_deepspeed
+
+    try:
+        path = resolve_deepspeed(value)
+    except ValueError as exc:
+        raise ConfigError(str(exc), field="deepspeed") from None
+    if not Path(path).is_file():
+        raise ConfigError(f"{value!r} is not a file (a DeepSpeed JSON path or a shipped name such as "
+                          "'ds_zero2.json')", field="deepspeed")
+
+
+def check_runnable(config: TrainConfig, cuda: bool | None = None) -> None:
+    """Refuse, before any model is loaded, a config this machine cannot run (ConfigError naming the field).
+
+    Kept out of `__post_init__` so that a GPU config can still be built, keyed and cached on a CPU machine.
+    `cuda`: whether a CUDA GPU is present (default: ask torch).
+    """
+    import importlib.util
+
+    if config.optimizer in CUDA_ONLY_OPTIMIZERS:
+        if cuda is None:
+            import torch
+
+            cuda = torch.cuda.is_available()
+        if not cuda:
+            raise ConfigError(f"{config.optimizer!r} (bitsandbytes) needs a CUDA GPU and this machine has none; "
+                              "use 'adamw_torch' (the same update rule, unpaged state)", field="optimizer")
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise ConfigError(f"{config.optimizer!r} needs bitsandbytes: pip install bitsandbytes", field="optimizer")
+    if config.deepspeed is not None and importlib.util.find_spec("deepspeed") is None:
+        raise ConfigError("DeepSpeed is not installed: pip install deepspeed", field="deepspeed")
 
 
 def _check_names(overrides: dict[str, Any]) -> None:
