@@ -12,6 +12,11 @@ from selbench.cli.common import JsonOption, backend_options, emit, handle_errors
 JUDGE_HELP = (
     "Judge model name at the endpoint (e.g. gpt-4-1106-preview, or the name `selbench serve` reports)."
 )
+SUBSET_HELP = "all (805) | study300 (our seeded 300) | a JSON file of instructions or indices."
+ANNOTATOR_HELP = (
+    "weighted_alpaca_eval_gpt4_turbo (AlpacaEval 2's, logprob-weighted) | alpaca_eval_gpt4_turbo_fn "
+    "(function-calling ranking; the study's head-to-head)."
+)
 URL_HELP = "OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1); default api.openai.com (needs $OPENAI_API_KEY)."
 
 
@@ -65,9 +70,7 @@ def alpacaeval(
     ),
     judge_base_url: str | None = typer.Option(None, "--judge-base-url", help=URL_HELP),  # noqa: UP007
     limit: int | None = typer.Option(None, "--limit", help="First K instructions only."),  # noqa: UP007
-    subset: str = typer.Option(
-        "all", "--subset", help="all (805) | study300 (our seeded 300) | a JSON file of instructions or indices."
-    ),
+    subset: str = typer.Option("all", "--subset", help=SUBSET_HELP),
     max_new_tokens: int = typer.Option(512, "--max-new-tokens", help="Generation length for model specs."),
     workers: int = typer.Option(4, "--judge-workers", help="Concurrent judge requests."),
     annotations_out: Path | None = typer.Option(None, "--annotations-out", help="Write annotations here."),  # noqa: UP007
@@ -80,12 +83,7 @@ def alpacaeval(
         help="Other models' AlpacaEval annotation files/folders: offline, LC's instruction difficulty is "
         "estimated from them.",
     ),
-    annotator: str = typer.Option(
-        "weighted_alpaca_eval_gpt4_turbo",
-        "--annotator",
-        help="weighted_alpaca_eval_gpt4_turbo (AlpacaEval 2's, logprob-weighted) | alpaca_eval_gpt4_turbo_fn "
-        "(function-calling ranking; the study's head-to-head).",
-    ),
+    annotator: str = typer.Option("weighted_alpaca_eval_gpt4_turbo", "--annotator", help=ANNOTATOR_HELP),
     backend: str = typer.Option("hf", "--backend", help="Where MODEL generates: hf | vllm | openai (a server)."),
     backend_url: str | None = typer.Option(  # noqa: UP007
         None, "--backend-url", help="openai backend: the server's base URL (e.g. a `vllm serve` at http://HOST:8000/v1)."
@@ -146,9 +144,7 @@ def head_to_head(
     judge: str = typer.Option(..., "--judge", help=JUDGE_HELP),
     judge_base_url: str | None = typer.Option(None, "--judge-base-url", help=URL_HELP),  # noqa: UP007
     limit: int | None = typer.Option(None, "--limit", help="First K instructions only."),  # noqa: UP007
-    subset: str = typer.Option(
-        "all", "--subset", help="all (805) | study300 (our seeded 300) | a JSON file of instructions or indices."
-    ),
+    subset: str = typer.Option("all", "--subset", help=SUBSET_HELP),
     seed: int = typer.Option(0, "--seed", help="Seeds the per-instruction choice of random baseline."),
     max_new_tokens: int = typer.Option(512, "--max-new-tokens", help="Generation length for model specs."),
     workers: int = typer.Option(4, "--judge-workers", help="Concurrent judge requests."),
@@ -157,12 +153,7 @@ def head_to_head(
         "--full-per-seed",
         help="Also judge against every random model on every instruction (per_seed_full).",
     ),
-    annotator: str = typer.Option(
-        "weighted_alpaca_eval_gpt4_turbo",
-        "--annotator",
-        help="weighted_alpaca_eval_gpt4_turbo (AlpacaEval 2's, logprob-weighted) | alpaca_eval_gpt4_turbo_fn "
-        "(function-calling ranking; the study's head-to-head).",
-    ),
+    annotator: str = typer.Option("weighted_alpaca_eval_gpt4_turbo", "--annotator", help=ANNOTATOR_HELP),
     protocol: str = typer.Option(
         "both",
         "--protocol",

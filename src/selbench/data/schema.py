@@ -7,6 +7,7 @@ id on every machine and in every run.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import unicodedata
@@ -166,6 +167,20 @@ def rows_sha256(examples: Iterable[Example]) -> str:
     return digest.hexdigest()
 
 
+def _file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, hashed once per (path, size, mtime) in this process: scoring and selection
+    both check the same Parquet file in one command."""
+    stat = path.stat()
+    return _file_sha256_cached(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    from selbench.hashing import sha256_file
+
+    return sha256_file(path)
+
+
 def dataset_sha256(path: str | Path) -> str:
     """The dataset's content hash, as recorded in its manifest (else computed with `rows_sha256`).
 
@@ -174,7 +189,6 @@ def dataset_sha256(path: str | Path) -> str:
     so no cached selection or score of another dataset is ever served for it.
     """
     from selbench.errors import InputError
-    from selbench.hashing import sha256_file
 
     path = Path(path)
     folder = path if path.is_dir() else path.parent
@@ -183,7 +197,7 @@ def dataset_sha256(path: str | Path) -> str:
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         expected = manifest.get("parquet_sha256")
-        if expected and data_path.is_file() and sha256_file(data_path) != expected:
+        if expected and data_path.is_file() and _file_sha256(data_path) != expected:
             raise InputError(
                 "is not the file its manifest.json describes (changed after prepare?): run `selbench data "
                 "prepare` again",

@@ -66,14 +66,20 @@ def load_reference(subset: str | Path = "all", limit: int | None = None) -> list
     return rows
 
 
-def _subset_indices(path: Path, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Indices (in file order, duplicates refused) of the instructions a subset file names."""
+def _json_list(path: Path, kind: str, shape: str, *, nonempty: bool = True) -> list[Any]:
+    """The JSON list in `path`, or an InputError naming the file (`kind` and `shape` word the message)."""
     try:
         items = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read subset JSON: {exc}", path=path) from exc
-    if not isinstance(items, list) or not items:
-        raise InputError("must be a non-empty JSON list of instructions, indices or records", path=path)
+        raise InputError(f"cannot read {kind} JSON: {exc}", path=path) from exc
+    if not isinstance(items, list) or (nonempty and not items):
+        raise InputError(f"must be a {'non-empty ' if nonempty else ''}JSON list of {shape}", path=path)
+    return items
+
+
+def _subset_indices(path: Path, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Indices (in file order, duplicates refused) of the instructions a subset file names."""
+    items = _json_list(path, "subset", "instructions, indices or records")
     by_text = {row["instruction"]: row["index"] for row in rows}
     indices: list[int] = []
     for i, item in enumerate(items, 1):
@@ -98,12 +104,7 @@ def _subset_indices(path: Path, rows: Sequence[dict[str, Any]]) -> list[int]:
 def read_outputs(path: str | Path) -> list[dict[str, Any]]:
     """An AlpacaEval outputs file: a JSON list of {instruction, output, generator?}."""
     path = Path(path)
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read outputs JSON: {exc}", path=path) from exc
-    if not isinstance(rows, list):
-        raise InputError("must be a JSON list of {instruction, output}", path=path)
+    rows = _json_list(path, "outputs", "{instruction, output}", nonempty=False)
     for i, row in enumerate(rows, 1):  # 1-based record number, like a JSONL line number
         for name in ("instruction", "output"):
             if not isinstance(row, dict) or not isinstance(row.get(name), str):
@@ -118,12 +119,7 @@ def read_annotations(path: str | Path) -> list[dict[str, Any]]:
     naming the 1-based record number and the field.
     """
     path = Path(path)
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read annotations JSON: {exc}", path=path) from exc
-    if not isinstance(rows, list) or not rows:
-        raise InputError("must be a non-empty JSON list of annotation records", path=path)
+    rows = _json_list(path, "annotations", "annotation records")
     for i, row in enumerate(rows, 1):  # 1-based record number, like a JSONL line number
         if not isinstance(row, dict):
             raise InputError("record is not an object", path=path, line=i)

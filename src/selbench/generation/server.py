@@ -90,7 +90,7 @@ class LocalModel:
         """Generate after `prompt_ids`. Returns text, finish_reason, per-token ids/logprobs/top lists."""
         import torch
 
-        from selbench.generation.hf import stop_token_ids
+        from selbench.generation.hf import HFBackend, stop_token_ids
 
         stops = stop_token_ids(self.model, self.tokenizer)  # the HF backend's stop set: EOS and chat end tokens
         eos = self.tokenizer.eos_token_id
@@ -116,11 +116,9 @@ class LocalModel:
             )
         new_ids = out.sequences[0, len(prompt_ids) :].tolist()
         logprobs = [torch.log_softmax(step[0].float(), dim=-1) for step in out.logits]
-        finish = "length"
-        stop_at = next((pos for pos, t in enumerate(new_ids) if t in set(stops)), None)
-        if stop_at is not None:
-            new_ids = new_ids[:stop_at]
-            finish = "stop"
+        kept = HFBackend._until_stop(new_ids, stops)
+        finish = "stop" if len(kept) < len(new_ids) else "length"
+        new_ids = kept
         tokens = [self.tokenizer.decode([t]) for t in new_ids]
         token_logprobs = [float(logprobs[i][t]) for i, t in enumerate(new_ids)]
         tops: list[list[tuple[str, float]]] = []
