@@ -73,7 +73,7 @@ def longest(
     prices: Path | None = PricesOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """The examples with the longest responses (ties: dataset order)."""
+    """The examples with the longest responses (ties: as the study, a --seed shuffle then a stable sort)."""
     _run("longest", data, budget, seed, out, as_json, prices, params={"unit": unit, "tokenizer": tokenizer})
 
 
