@@ -7,7 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from selbench.cli.main import app
-from selbench.runner.store import StepStore
+from selbench.store import StepStore
 
 
 def _last_json(output: str) -> dict:

@@ -216,7 +216,7 @@ def test_generation_config_max_new_tokens_applies_to_both_settings():
 
 
 def test_cli_study_setting_honours_max_new_tokens(tmp_path, tiny_model_dir):
-    from selbench.runner.store import StepStore
+    from selbench.store import StepStore
 
     prompts = tmp_path / "p.jsonl"
     prompts.write_text(json.dumps(GOOD_ROW) + "\n")

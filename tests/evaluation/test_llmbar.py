@@ -161,7 +161,7 @@ def test_multi_set_headline_is_the_mean_of_the_sets_not_the_pooled_rate():
 
 def test_adversarial_run_reports_the_mean_of_its_sets(tiny_model, tmp_path):
     import selbench.evaluation.llmbar as llmbar
-    from selbench.runner.store import StepStore
+    from selbench.store import StepStore
 
     sizes = {"GPTInst": 1, "GPTOut": 2, "Manual": 3, "Neighbor": 4}
     for name, size in sizes.items():
@@ -329,7 +329,7 @@ def test_model_spec_key_follows_the_model_files(tiny_model_dir, shared_data, tmp
 
 def test_interrupted_run_resumes_from_saved_shards(tiny_model, shared_data, monkeypatch):
     import selbench.evaluation.llmbar as llmbar
-    from selbench.runner.store import StepStore
+    from selbench.store import StepStore
 
     monkeypatch.setattr(llmbar, "SHARD_SIZE", 1)
     data = shared_data / "llmbar"

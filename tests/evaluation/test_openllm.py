@@ -24,7 +24,7 @@ from selbench.evaluation.openllm import (
     subtask_mean,
     task_manager,
 )
-from selbench.runner.store import step_key
+from selbench.store import step_key
 
 FIXTURES = Path(__file__).parent / "fixtures_openllm"
 TASK = "selbench_tiny_arc"

@@ -11,7 +11,7 @@ import pytest
 from selbench.assets.fingerprint import model_fingerprint
 from selbench.generation.base import GenerationConfig
 from selbench.generation.cached import STEP, VERSION, cached_generate, generation_key_parts
-from selbench.runner.store import StepStore, step_key
+from selbench.store import StepStore, step_key
 
 PROMPTS = [[{"role": "user", "content": f"question {i}"}] for i in range(4)] + ["plain prompt"]
 CONFIG = GenerationConfig.greedy(max_new_tokens=4, batch_size=2)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from selbench.runner.store import META_FILE, StepStore, step_key, write_json_atomic
+from selbench.store import META_FILE, StepStore, step_key, write_json_atomic
 
 
 def _writer(calls: list[int], payload: str = "hello"):

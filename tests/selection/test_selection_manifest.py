@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from selbench.cli.main import app
 from selbench.errors import InputError
 from selbench.hashing import sha256_lines
-from selbench.runner.store import StepStore
+from selbench.store import StepStore
 from selbench.selection.manifest import load_manifest, run_selection
 from selbench.selection.random import RandomStrategy
 

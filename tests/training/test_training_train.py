@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from selbench.data.schema import Example, dataset_sha256, write_examples
-from selbench.runner.store import StepStore
+from selbench.store import StepStore
 from selbench.training.presets import from_preset
 from selbench.training.train import train, train_key
 

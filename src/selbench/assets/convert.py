@@ -27,7 +27,7 @@ from pathlib import Path
 
 from selbench.assets.catalog import Asset, get_asset
 from selbench.errors import InputError
-from selbench.runner.store import cache_root, write_json_atomic
+from selbench.store import cache_root, write_json_atomic
 
 log = logging.getLogger(__name__)
 

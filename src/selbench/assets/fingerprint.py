@@ -68,7 +68,7 @@ def fingerprint_dir(folder: str | Path) -> dict[str, str]:
 
 def _cached_fingerprint_dir(folder: Path) -> dict[str, str]:
     from selbench.assets.convert import model_cache_root
-    from selbench.runner.store import write_json_atomic
+    from selbench.store import write_json_atomic
 
     folder = folder.resolve()
     stats = []

@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 
 from selbench.errors import MissingDependencyError
-from selbench.runner.store import cache_root
+from selbench.store import cache_root
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ def ls(
     from rich.console import Console
     from rich.table import Table
 
-    from selbench.runner.store import StepStore
+    from selbench.store import StepStore
 
     store = StepStore()
     rows = []
@@ -66,7 +66,7 @@ def ls(
 @handle_errors
 def du(as_json: bool = JsonOption) -> None:
     """Disk used per step."""
-    from selbench.runner.store import StepStore
+    from selbench.store import StepStore
 
     store = StepStore()
     usage = store.du()
@@ -88,7 +88,7 @@ def gc(
     as_json: bool = JsonOption,
 ) -> None:
     """Remove leftovers of interrupted runs (and, optionally, old entries)."""
-    from selbench.runner.store import StepStore
+    from selbench.store import StepStore
 
     if older_than_days is not None and older_than_days < 0:
         raise ValueError(f"--older-than-days must be >= 0, got {older_than_days}")

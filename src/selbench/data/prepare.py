@@ -23,7 +23,7 @@ from selbench.data.schema import Example, rows_sha256, write_examples
 from selbench.errors import InputError
 
 if TYPE_CHECKING:
-    from selbench.runner.store import StepStore
+    from selbench.store import StepStore
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def prepare(
         KeyError: unknown source (with near-name suggestions).
     """
     from selbench.data.lengths import tokenizer_id
-    from selbench.runner.store import StepStore
+    from selbench.store import StepStore
 
     started = time.perf_counter()
     loader = get_loader(source)
@@ -179,7 +179,7 @@ def _prompt(example: Example) -> str:
 def _place(entry: Path, out_dir: Path, manifest: dict[str, Any]) -> None:
     """Copy the store entry's Parquet into OUT atomically, then write the manifest (last: the done marker)."""
     from selbench.hashing import sha256_file
-    from selbench.runner.store import write_json_atomic
+    from selbench.store import write_json_atomic
 
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / DATA_FILE

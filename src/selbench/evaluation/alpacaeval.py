@@ -427,7 +427,7 @@ def evaluate(
     """
     from selbench.cost import CostMeter
     from selbench.evaluation import lc_winrate
-    from selbench.runner.store import write_json_atomic
+    from selbench.store import write_json_atomic
 
     # Everything that can be checked is checked before generating and judging.
     rows = load_reference(subset, limit)

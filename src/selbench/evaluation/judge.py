@@ -29,7 +29,7 @@ from urllib.parse import urlparse
 
 from selbench.errors import InputError
 from selbench.hashing import sha256_json
-from selbench.runner.store import cache_root, write_json_atomic
+from selbench.store import cache_root, write_json_atomic
 
 log = logging.getLogger(__name__)
 

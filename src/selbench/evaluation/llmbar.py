@@ -143,7 +143,7 @@ def _download_set(url: str) -> Path:
     import urllib.error
     import urllib.request
 
-    from selbench.runner.store import cache_root
+    from selbench.store import cache_root
 
     target = cache_root() / "downloads" / "llmbar" / f"{hashlib.sha256(url.encode()).hexdigest()[:32]}.json"
     if target.is_file():
@@ -337,7 +337,7 @@ def _statistics(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 def cache_key(config: LLMBarConfig, model_fp: str, data_hashes: dict[str, str]) -> str:
     """The step key of one LLMBar run: config, judge fingerprint and the data's hashes."""
-    from selbench.runner.store import step_key
+    from selbench.store import step_key
 
     return step_key(STEP, VERSION, asdict(config), {"model": model_fp, "data": data_hashes})
 
@@ -352,7 +352,7 @@ def evaluate(model: Any, subset: str = "natural", *, strategy: str = "vanilla_ru
     statistics, and `cached`, `seconds`, `key`, `path` (the step folder holding `results.jsonl`).
     """
     from selbench.cost import CostMeter
-    from selbench.runner.store import StepStore, write_text_atomic
+    from selbench.store import StepStore, write_text_atomic
 
     config = LLMBarConfig(subset=subset, strategy=strategy, method=method, limit=limit, batch_size=batch_size)
     sets, hashes = load_llmbar(subset, data_dir)

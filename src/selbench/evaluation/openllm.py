@@ -240,7 +240,7 @@ def evaluate(model: Any, tasks: str | Sequence[str] = ",".join(OPENLLM_TASKS), *
     """
     from selbench.cost import CostMeter
     from selbench.generation.judge_model import load_judge, model_identity
-    from selbench.runner.store import StepStore
+    from selbench.store import StepStore
 
     if setting not in SETTINGS:
         raise InputError(f"setting {setting!r} is not one of {sorted(SETTINGS)}", field="setting")

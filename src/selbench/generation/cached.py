@@ -21,7 +21,7 @@ from typing import Any
 from selbench.errors import InputError
 from selbench.generation.base import BACKENDS, GenerationConfig, Prompt
 from selbench.hashing import canonical_json, sha256_json
-from selbench.runner.store import StepStore, step_key, write_json_atomic, write_text_atomic
+from selbench.store import StepStore, step_key, write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 

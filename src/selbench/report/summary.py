@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from selbench.runner.store import write_json_atomic, write_text_atomic
+from selbench.store import write_json_atomic, write_text_atomic
 
 Table = tuple[str, list[str], list[list[Any]]]  # title, header, rows
 

@@ -24,7 +24,7 @@ import numpy as np
 from selbench.cost import CostMeter, CostRecord, PriceSheet
 from selbench.errors import InputError
 from selbench.registry import Registry
-from selbench.runner.store import StepStore
+from selbench.store import StepStore
 
 log = logging.getLogger(__name__)
 

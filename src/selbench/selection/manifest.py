@@ -28,7 +28,7 @@ import numpy as np
 from selbench.cost import CostMeter, CostRecord, PriceSheet
 from selbench.errors import InputError
 from selbench.hashing import sha256_lines
-from selbench.runner.store import StepStore, write_json_atomic
+from selbench.store import StepStore, write_json_atomic
 from selbench.scoring.base import compute_scores, prepared_data_file, read_scores
 from selbench.selection.base import STRATEGIES, Pool, strategy_params
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from selbench.errors import InputError
 from selbench.hashing import canonical_json, sha256_lines
-from selbench.runner.store import StepStore, step_key, write_json_atomic
+from selbench.store import StepStore, step_key, write_json_atomic
 from selbench.training.base import (
     encode_segments,
     get_template,

@@ -1,0 +1,260 @@
+"""The step store: the one place that decides whether work is already done.
+
+A step's key is the sha256 of canonical JSON of its name, its VERSION, its full config and the keys of its
+inputs (data sha256, model content hash, tokenizer/chat-template hash, seed...). Outputs live in
+`$SELBENCH_CACHE/steps/<step>/<key>/`; they are written into a temporary sibling folder which is renamed
+into place, and `meta.json` is written last inside it, so a folder with `meta.json` is complete and a
+killed run leaves only a `.tmp-*` folder that `gc` removes (pattern: datatrove's completion files,
+open-instruct's `compute_config_hash`).
+
+Long steps keep per-shard progress under `partial/<step>/<key>/` so an interrupted run resumes from the
+last finished shard instead of starting over (datatrove issue #316).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from selbench.hashing import canonical_json, sha256_json
+
+log = logging.getLogger(__name__)
+
+META_FILE = "meta.json"
+# Libraries whose version can change a step's output bytes; recorded in meta.json (not in the key, so a
+# patch upgrade does not silently invalidate a week of training; bump a step's VERSION for that).
+TRACKED_LIBRARIES = ("selbench", "torch", "transformers", "trl", "peft", "datasets", "lm_eval", "numpy")
+
+
+def cache_root() -> Path:
+    """`$SELBENCH_CACHE`, default `~/.cache/selbench`."""
+    return Path(os.environ.get("SELBENCH_CACHE", Path.home() / ".cache" / "selbench")).expanduser()
+
+
+def step_key(step: str, version: int, config: Mapping[str, Any], inputs: Mapping[str, Any]) -> str:
+    """sha256 of canonical JSON of (step, version, config, inputs).
+
+    >>> step_key("prepare", 1, {"a": 1}, {"data": "x"}) == step_key("prepare", 1, {"a": 1}, {"data": "x"})
+    True
+    >>> step_key("prepare", 1, {"a": 1}, {"data": "x"}) == step_key("prepare", 2, {"a": 1}, {"data": "x"})
+    False
+    """
+    return sha256_json({"step": step, "version": version, "config": dict(config), "inputs": dict(inputs)})
+
+
+def library_versions() -> dict[str, str]:
+    out = {}
+    for name in TRACKED_LIBRARIES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+@dataclass
+class StepResult:
+    """A finished step's folder and record.
+
+    Args:
+        step: step name.
+        key: the step key (folder name).
+        path: the output folder.
+        meta: the contents of meta.json.
+        cached: True when this call found the work already done.
+    """
+
+    step: str
+    key: str
+    path: Path
+    meta: dict[str, Any] = field(default_factory=dict)
+    cached: bool = False
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        return self.meta.get("stats", {})
+
+    @property
+    def cost(self) -> dict[str, Any]:
+        return self.meta.get("cost", {})
+
+
+def write_json_atomic(path: str | Path, obj: Any, *, indent: int | None = 2) -> None:
+    """Write JSON through a temporary file in the same folder + rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(obj, fh, indent=indent, sort_keys=True, ensure_ascii=False, default=str)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class StepStore:
+    """Content-addressed, atomic store of step outputs.
+
+    Args:
+        root: cache root; `steps/` and `partial/` live under it. Default: `cache_root()`.
+    """
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root) if root is not None else cache_root()
+
+    @property
+    def steps_dir(self) -> Path:
+        return self.root / "steps"
+
+    def path(self, step: str, key: str) -> Path:
+        return self.steps_dir / step / key
+
+    def partial_dir(self, step: str, key: str) -> Path:
+        """A folder that survives interruption, for per-shard progress of a step not yet finished."""
+        path = self.root / "partial" / step / key
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def lookup(self, step: str, key: str) -> StepResult | None:
+        path = self.path(step, key)
+        meta_path = path / META_FILE
+        if not meta_path.is_file():
+            return None
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        return StepResult(step=step, key=key, path=path, meta=meta, cached=True)
+
+    def run(
+        self,
+        step: str,
+        version: int,
+        config: Mapping[str, Any],
+        inputs: Mapping[str, Any],
+        compute: Callable[[Path], Mapping[str, Any] | None],
+        *,
+        force: bool = False,
+    ) -> StepResult:
+        """Return the step's stored result, computing it first if absent.
+
+        `compute(tmp_dir)` writes the outputs into `tmp_dir` and returns a dict; its `cost` entry (if
+        any) becomes meta's cost record and everything else meta's `stats`.
+        """
+        # Round-trip through canonical JSON so meta holds exactly what was hashed.
+        config = json.loads(canonical_json(dict(config)))
+        inputs = json.loads(canonical_json(dict(inputs)))
+        key = step_key(step, version, config, inputs)
+        if not force and (found := self.lookup(step, key)) is not None:
+            log.info("%s %s: cached", step, key[:12])
+            return found
+        final = self.path(step, key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / f".tmp-{key[:16]}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            started = time.time()
+            returned = dict(compute(tmp) or {})
+            cost = returned.pop("cost", None)
+            meta = {
+                "step": step,
+                "version": version,
+                "key": key,
+                "config": config,
+                "inputs": inputs,
+                "stats": returned,
+                "cost": cost or {},
+                "libraries": library_versions(),
+                "created": started,
+                "finished": time.time(),
+            }
+            write_json_atomic(tmp / META_FILE, meta)
+            if force and final.exists():
+                shutil.rmtree(final)
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                # Another process finished the same key first: its output is equally valid.
+                if (final / META_FILE).is_file():
+                    shutil.rmtree(tmp, ignore_errors=True)
+                else:
+                    raise
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        partial = self.root / "partial" / step / key
+        if partial.exists():
+            shutil.rmtree(partial, ignore_errors=True)
+        result = self.lookup(step, key)
+        assert result is not None, f"{final} has no {META_FILE} right after writing it"
+        result.cached = False
+        return result
+
+    def entries(self) -> Iterator[StepResult]:
+        """Every complete entry, oldest first within a step."""
+        if not self.steps_dir.is_dir():
+            return
+        for step_dir in sorted(p for p in self.steps_dir.iterdir() if p.is_dir()):
+            for key_dir in sorted(p for p in step_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+                found = self.lookup(step_dir.name, key_dir.name)
+                if found is not None:
+                    yield found
+
+    def du(self) -> dict[str, int]:
+        """Bytes used per step (complete entries, partial progress and leftovers together)."""
+        usage: dict[str, int] = {}
+        for sub in ("steps", "partial"):
+            base = self.root / sub
+            if not base.is_dir():
+                continue
+            for step_dir in base.iterdir():
+                size = sum(f.stat().st_size for f in step_dir.rglob("*") if f.is_file())
+                usage[step_dir.name] = usage.get(step_dir.name, 0) + size
+        return usage
+
+    def gc(self, *, older_than_s: float | None = None, step: str | None = None, dry_run: bool = False) -> list[Path]:
+        """Remove leftovers of killed runs, and (optionally) entries older than `older_than_s`.
+
+        Returns the removed folders.
+        """
+        removed: list[Path] = []
+        now = time.time()
+        if self.steps_dir.is_dir():
+            for step_dir in self.steps_dir.iterdir():
+                if step is not None and step_dir.name != step:
+                    continue
+                for key_dir in step_dir.iterdir():
+                    incomplete = key_dir.name.startswith(".tmp-") or not (key_dir / META_FILE).is_file()
+                    stale = False
+                    if not incomplete and older_than_s is not None:
+                        stale = now - (key_dir / META_FILE).stat().st_mtime > older_than_s
+                    if incomplete or stale:
+                        removed.append(key_dir)
+        if older_than_s is not None and (self.root / "partial").is_dir():
+            for step_dir in (self.root / "partial").iterdir():
+                if step is None or step_dir.name == step:
+                    removed.extend(p for p in step_dir.iterdir() if now - p.stat().st_mtime > older_than_s)
+        if not dry_run:
+            for path in removed:
+                shutil.rmtree(path, ignore_errors=True)
+        return removed
