@@ -27,7 +27,7 @@ def _dry_human(dry: Any) -> None:
         kinds.add_row(kind, str(counts["steps"]), str(counts["cached"]), str(counts["steps"] - counts["cached"]),
                       format_seconds(seconds[kind]), f"${usd[kind]:,.2f}")
     if dry.estimate.extra_seconds or dry.estimate.extra_usd:
-        kinds.add_row("scoring of unregistered strategies", "", "", "", format_seconds(dry.estimate.extra_seconds),
+        kinds.add_row("unregistered", "", "", "", format_seconds(dry.estimate.extra_seconds),
                       f"${dry.estimate.extra_usd:,.2f}")
     cells = Table("cell", "select", "train", *dry.grid.benchmarks.names(), title=f"{summary['cells']} cells")
     mark = {True: "[green]cached[/green]", False: "to run"}
@@ -39,7 +39,7 @@ def _dry_human(dry: Any) -> None:
     console.print(kinds)
     tp = summary["throughputs"]
     console.print(f"{summary['steps']} steps: {summary['cached']} cached, {summary['to_run']} to run; "
-                  f"estimate for what is left on this machine ({tp['device']}): "
+                  f"estimate for what is left on a {tp['device']} machine: "
                   f"[bold]{format_seconds(summary['est_seconds'])}[/bold], [bold]${summary['est_cost_usd']:,.2f}[/bold]")
     console.print(f"throughputs for {dry.grid.model}: training {tp['train_tokens_per_s']:,.1f} tokens/s "
                   f"({tp['sources']['train']}), generation {tp['generate_tokens_per_s']:,.1f} tokens/s "
@@ -72,6 +72,8 @@ def run(
     out: Path = typer.Option(None, "--out", help="Run folder (default: the grid's out)."),
     workers: int = typer.Option(None, "--workers", help="Most steps at once (local) / CPUs of a local Ray."),
     progress: bool = typer.Option(None, "--progress/--no-progress", help="Progress display (default: on a terminal)."),
+    device: str = typer.Option(None, "--device",
+                               help="With --dry-run: estimate for a cpu or cuda machine (default: this one)."),
     as_json: bool = JsonOption,
 ) -> None:
     """Run a study grid: datasets x strategies x budgets x random seeds x presets x benchmarks, every step
@@ -92,10 +94,12 @@ def run(
         raise InputError(f"{executor!r} is not one of local, ray", field="executor")
     if address is not None and executor != "ray":
         raise InputError("--address goes with --executor ray", field="address")
+    if device is not None and (device not in ("cpu", "cuda") or not dry_run):
+        raise InputError(f"{device!r}: --device is cpu or cuda, with --dry-run", field="device")
     if dry_run:
         from selbench.runner.study import dry_run as plan_only
 
-        dry = plan_only(grid, out=out)
+        dry = plan_only(grid, out=out, device=device)
         if as_json:
             emit(dry.summary(), True)
         else:

@@ -12,7 +12,8 @@ Work per step, all documented assumptions:
 
 * training: selected examples x mean tokens per example (from the dataset manifest, else 300) capped at
   `max_length`, x epochs, or `max_steps` x effective batch x mean tokens when that is smaller;
-* generation: prompts x (max_new_tokens / 2 generated + 150 prompt tokens, prefilled 10x faster);
+* generation: prompts x (max_new_tokens / 2 generated + 150 prompt tokens, prefilled `prefill_speedup`
+  times faster);
 * LLMBar: instances x 2 orders x (600 prompt + 32 generated tokens); OpenLLM: documents x (shots + 1) x 4
   choices x 100 tokens of forward passes (prefill speed);
 * scoring with a model: one forward pass over the pool's tokens (3x faster than a training step, which also
@@ -37,14 +38,16 @@ from selbench.store import StepStore
 
 log = logging.getLogger(__name__)
 
-# Documented defaults, per device kind, for a model of `reference_params` parameters.
+# Documented defaults, per device kind, for a model of `reference_params` parameters, per node of the price
+# sheet (the study's node: 8 A6000 GPUs; `prefill_speedup`: prompt tokens per generated token per second).
 DEFAULTS: dict[str, dict[str, float]] = {
-    # A 135M model on 2 CPU cores (SmolLM2, LoRA, fp32), measured on the development machine.
-    "cpu": {"reference_params": 135e6, "train_tokens_per_s": 400.0, "generate_tokens_per_s": 25.0},
-    # LLaMA-2-7B on one A6000/A100-class GPU (bf16; HF generate, batch 8).
-    "cuda": {"reference_params": 7e9, "train_tokens_per_s": 2500.0, "generate_tokens_per_s": 200.0},
+    # SmolLM2-135M on 2 CPU cores (LoRA, fp32; HF generate, batch 8), measured on the development machine.
+    "cpu": {"reference_params": 135e6, "train_tokens_per_s": 400.0, "generate_tokens_per_s": 25.0,
+            "prefill_speedup": 40.0},
+    # LLaMA-2-7B on an 8-GPU A6000/A100-class node (bf16, data parallel; HF generate, batch 8 per GPU).
+    "cuda": {"reference_params": 7e9, "train_tokens_per_s": 10_000.0, "generate_tokens_per_s": 1_600.0,
+             "prefill_speedup": 50.0},
 }
-PREFILL_SPEEDUP = 10.0  # prompt tokens per generated token, per second
 FORWARD_SPEEDUP = 3.0  # forward-only tokens per training token, per second
 DEFAULT_TOKENS_PER_EXAMPLE = 300.0
 # Pools that are not prepared yet: the sizes of the public releases the study used.
@@ -70,6 +73,7 @@ class Throughputs:
     device: str
     train_tokens_per_s: float
     generate_tokens_per_s: float
+    prefill_speedup: float = 40.0
     score_tokens_per_s: dict[str, float] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
 
@@ -113,7 +117,7 @@ def measure_throughputs(store: StepStore, model: str, device: str | None = None)
     defaults = DEFAULTS.get(device, DEFAULTS["cpu"])
     scale = defaults["reference_params"] / target
     out = Throughputs(device, defaults["train_tokens_per_s"] * scale, defaults["generate_tokens_per_s"] * scale,
-                      sources={"train": "default", "generate": "default"})
+                      defaults["prefill_speedup"], sources={"train": "default", "generate": "default"})
     train_runs: list[tuple[float, float, float]] = []  # tokens, seconds, params
     gen_tokens = gen_seconds = 0.0
     scores: dict[str, list[float]] = {}
@@ -126,7 +130,7 @@ def measure_throughputs(store: StepStore, model: str, device: str | None = None)
             params = target if spec == model else model_params(spec) if spec else target
             train_runs.append((float(stats.get("train_tokens") or 0), float(stats["train_seconds"]), params))
         elif entry.step == "generate" and cost.get("wall_seconds"):
-            gen_tokens += float(stats.get("new_tokens") or 0) + float(stats.get("prompt_tokens") or 0) / PREFILL_SPEEDUP
+            gen_tokens += float(stats.get("new_tokens") or 0) + float(stats.get("prompt_tokens") or 0) / out.prefill_speedup
             gen_seconds += float(cost["wall_seconds"])
         elif entry.step == "score" and cost.get("wall_seconds") and cost.get("tokens"):
             scorer = entry.meta.get("config", {}).get("scorer", "?")
@@ -198,10 +202,10 @@ class _Work:
 
     def generate_seconds(self, n_prompts: float, max_new_tokens: int, prompt_tokens: float = 150.0) -> float:
         new = n_prompts * max_new_tokens / 2.0
-        return (new + n_prompts * prompt_tokens / PREFILL_SPEEDUP) / self.tp.generate_tokens_per_s
+        return (new + n_prompts * prompt_tokens / self.tp.prefill_speedup) / self.tp.generate_tokens_per_s
 
     def prefill_seconds(self, tokens: float) -> float:
-        return tokens / (self.tp.generate_tokens_per_s * PREFILL_SPEEDUP)
+        return tokens / (self.tp.generate_tokens_per_s * self.tp.prefill_speedup)
 
     def node(self, node: Node) -> tuple[float, float]:
         """(seconds, API dollars) of one node."""
@@ -233,7 +237,7 @@ class _Work:
             n = step.limit or BENCHMARK_SIZES[f"llmbar-{step.subset}"]
             if step.subset == "adversarial" and step.limit:
                 n = 4 * step.limit
-            return 2 * n * (600 / (self.tp.generate_tokens_per_s * PREFILL_SPEEDUP) + 32 / self.tp.generate_tokens_per_s), 0.0
+            return 2 * n * 32 / self.tp.generate_tokens_per_s + self.prefill_seconds(2 * n * 600), 0.0
         if node.benchmark == "openllm":
             docs = sum(min(OPENLLM_DOCS.get(t, 1000), step.limit or 10**9) for t in step.tasks)
             return self.prefill_seconds(docs * 6 * 4 * 100), 0.0

@@ -294,14 +294,19 @@ class RayExecutor:
             options["address"] = self.address
         ray.init(**options)
         self._started = True
+        self._temp_dir = options.get("_temp_dir")
         return ray
 
     def shutdown(self) -> None:
         if self._started:
+            import shutil
+
             import ray
 
             ray.shutdown()
             self._started = False
+            if getattr(self, "_temp_dir", None):  # the local Ray's sessions; the run's log keeps what matters
+                shutil.rmtree(self._temp_dir, ignore_errors=True)
 
     def _node_capacity(self, ray: Any) -> dict[str, float]:
         best = {"cpus": 1.0, "gpus": 0.0, "memory_gb": 1.0}

@@ -12,12 +12,14 @@ Only `selbench.runner.plan` builds these; when the stages' own step classes land
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from selbench.hashing import canonical_json
 from selbench.step import InputsNotReady, Step
 from selbench.store import StepStore, write_text_atomic
 
@@ -52,9 +54,32 @@ def read_items(folder: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
+@functools.lru_cache(maxsize=16)
+def _prompts_sha256(prompts: str | None, limit: int | None) -> str:
+    """sha256 of the IFEval prompt texts a step answers (read once per process)."""
+    from selbench.evaluation.ifeval_data import load_prompts
+    from selbench.hashing import sha256_json
+
+    loaded = load_prompts(prompts)
+    return sha256_json([p.prompt for p in (loaded[:limit] if limit else loaded)])
+
+
+@functools.lru_cache(maxsize=8)
+def _llmbar_hashes(subset: str, data_dir: str | None) -> dict[str, str]:
+    from selbench.evaluation.llmbar import load_llmbar
+
+    return load_llmbar(subset, data_dir)[1]
+
+
 class _EvalStep(Step):
     benchmark: ClassVar[str]
     resources: ClassVar[Mapping[str, float]] = {"cpus": 2, "gpus": 1, "memory_gb": 16}
+
+    def key_parts(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        # The model first: while it is not trained yet, the benchmark's data need not be read at all.
+        inputs = self.inputs()
+        config = self.config()
+        return json.loads(canonical_json(config)), json.loads(canonical_json(inputs))
 
     def describe(self) -> str:
         return f"{self.benchmark} {Path(str(getattr(self, 'model'))).name}"
@@ -87,16 +112,8 @@ class IFEvalStep(_EvalStep):
         return GenerationConfig.greedy(max_new_tokens=self.max_new_tokens, batch_size=self.batch_size)
 
     def config(self) -> dict[str, Any]:
-        from selbench.hashing import sha256_json
-
         return {"limit": self.limit, "generation": self._generation().to_dict(), "prompts": self.prompts or "packaged",
-                "prompts_sha256": sha256_json(self._prompt_texts())}
-
-    def _prompt_texts(self) -> list[str]:
-        from selbench.evaluation.ifeval_data import load_prompts
-
-        prompts = load_prompts(self.prompts)
-        return [p.prompt for p in (prompts[: self.limit] if self.limit else prompts)]
+                "prompts_sha256": _prompts_sha256(self.prompts, self.limit)}
 
     def inputs(self) -> dict[str, Any]:
         return {"model": model_key(self.model)}
@@ -137,9 +154,9 @@ class LLMBarStep(_EvalStep):
     VERSION: ClassVar[int] = 1
 
     def config(self) -> dict[str, Any]:
-        from selbench.evaluation.llmbar import VERSION, load_llmbar
+        from selbench.evaluation.llmbar import VERSION
 
-        _, hashes = load_llmbar(self.subset, self.data_dir)
+        hashes = _llmbar_hashes(self.subset, self.data_dir)
         return {"subset": self.subset, "strategy": self.strategy, "method": self.method, "limit": self.limit,
                 "batch_size": self.batch_size, "data": hashes, "llmbar_version": VERSION}
 

@@ -29,6 +29,7 @@ from selbench.hashing import sha256_json
 from selbench.runner.grid import Grid
 from selbench.runner.interim_evals import HeadToHeadStep, IFEvalStep, LLMBarStep, OpenLLMStep
 from selbench.runner.interim_steps import PrepareStep, SelectStep, SubsampleStep, TrainStep
+from selbench.selection.base import STRATEGIES
 from selbench.step import InputsNotReady
 from selbench.store import StepStore
 
@@ -163,13 +164,17 @@ class _Builder:
         step = SelectStep(data[1], strategy, budget, self.grid.seed if seed is None else seed, str(path),
                           tuple(sorted(params.items())), tuple(p for _, p in against))
         deps = [data[0]]
-        for score in step.score_steps() if strategy not in ("random", "strict-random") else ():
+        registered = strategy in STRATEGIES
+        # A strategy with a `prepare` hook (Cherry) trains and scores with a model inside its select step.
+        heavy = registered and hasattr(STRATEGIES.get(strategy), "prepare")
+        for score in step.score_steps() if registered else ():  # unregistered: dry runs only, no scorers known
             scorer = score.scorer
             score_id = f"score/{dataset}/{scorer}/{sha256_json(dict(score.options))[:8]}"
             resources = None if scorer in MODEL_FREE_SCORERS else MODEL_RESOURCES
             deps.append(self.add(score_id, "score", score, (data[0],), resources=resources))
         deps.extend(node for node, _ in against)
-        return self.add(f"select/{dataset}/{where}/{name}", "select", step, tuple(deps)), str(path)
+        return self.add(f"select/{dataset}/{where}/{name}", "select", step, tuple(deps),
+                        resources=MODEL_RESOURCES if heavy else None), str(path)
 
 
 def build_plan(grid: Grid, run_dir: str | Path | None = None) -> Plan:

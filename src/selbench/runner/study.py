@@ -67,8 +67,12 @@ def _prepare(grid_path: str | Path, out: str | Path | None, allow_unregistered: 
     return grid, build_plan(grid, out)
 
 
-def dry_run(grid_path: str | Path, *, out: str | Path | None = None, store: StepStore | None = None) -> DryRun:
+def dry_run(grid_path: str | Path, *, out: str | Path | None = None, store: StepStore | None = None,
+            device: str | None = None) -> DryRun:
     """Plan the grid and estimate what is left; runs no step, loads no model, writes nothing.
+
+    `device` ("cpu", "cuda") estimates for that kind of machine instead of this one (its cost records in the
+    store, else the documented defaults of `selbench.runner.estimate`).
 
     Strategies the registry does not know are planned (and listed) instead of refused, so a study's plan can be
     read before every strategy is installed; `run_study` refuses them.
@@ -77,7 +81,7 @@ def dry_run(grid_path: str | Path, *, out: str | Path | None = None, store: Step
     store = store or StepStore()
     status = node_status(plan, store)
     unregistered = unregistered_strategies(grid)
-    return DryRun(grid, plan, status, estimate(plan, status, store, unregistered), unregistered)
+    return DryRun(grid, plan, status, estimate(plan, status, store, unregistered, device), unregistered)
 
 
 @dataclass
