@@ -159,13 +159,14 @@ class LocalExecutor:
         max_retries: re-runs of a step that raised (bad input is never retried).
         isolate: run GPU steps in their own process pinned to their GPUs (default: when there are >= 2 GPUs).
         log_file: the run's log file (worker processes append to it).
+        capacity: `cpus`, `gpus`, `memory_gb` to schedule within (default: this machine's).
     """
 
     kind = "local"
 
     def __init__(self, workers: int | None = None, max_retries: int = 1, isolate: bool | None = None,
-                 log_file: str | None = None) -> None:
-        self.capacity = _capacity()
+                 log_file: str | None = None, capacity: dict[str, float] | None = None) -> None:
+        self.capacity = dict(capacity) if capacity is not None else _capacity()
         self.workers = workers or int(self.capacity["cpus"])
         self.max_retries = max_retries
         self.isolate = self.capacity["gpus"] >= 2 if isolate is None else isolate
