@@ -119,3 +119,8 @@ def test_shipped_configs_validate():
     assert set(paper.strategies) == {"longest", "alpagasus", "cherry", "deita"}
     assert paper.train.presets == ["set1", "set2", "set3", "set4-lora"] and paper.random.seeds == [0, 1, 2]
     assert paper.benchmarks.alpacaeval.judge.model == "gpt-4-turbo"
+
+
+def test_a_near_miss_is_a_typo_even_in_a_dry_run(tmp_path):
+    err = error_of(tmp_path, MINIMAL.replace("longest: {}", "longst: {}"), allow_unregistered=True)
+    assert "did you mean 'longest'" in err.message

@@ -167,3 +167,43 @@ def test_sigkill_mid_run_then_rerun_redoes_no_finished_training(tmp_path, tiny_m
     trains = {s["key"]: s for s in plan["steps"] if s["kind"] == "train"}
     assert len(trains) == 3 and all(trains[key]["cached"] for key in killed_at), "reported as cached"
     assert sum(not s["cached"] for s in trains.values()) == 3 - len(killed_at)
+
+
+def test_benchmarks_and_a_failing_cell(tmp_path, tiny_model_dir, shared_data, monkeypatch):
+    """LLMBar and the AlpacaEval head-to-head (judged by a local model served for the step) on every cell; a
+    strict-random draw that cannot be met fails its own cell only, and the run exits 1."""
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("".join(json.dumps({"instruction": f"Count to {i}.", "output": " ".join(["one"] * (i + 1))}) + "\n"
+                            for i in range(12)))
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(f"""\
+out: {tmp_path / "run"}
+model: {tiny_model_dir}
+evaluate_base: false
+datasets:
+  pool: {{source: jsonl, input: {pool}}}
+budgets: [4, 8]
+strategies:
+  longest: {{}}
+random: {{seeds: [0], strict: true}}
+train: {{presets: [demo], lora: true, set: {{max_steps: 1, max_length: 32}}}}
+benchmarks:
+  llmbar: {{limit: 1, data_dir: {shared_data / "llmbar"}}}
+  alpacaeval: {{limit: 1, max_new_tokens: 4, judge: {{model: {tiny_model_dir}}}}}
+""")
+    monkeypatch.setenv("SELBENCH_CACHE", str(tmp_path / "cache"))
+    code, out, output = invoke(str(grid))
+    assert code == 1, output
+    assert (out["cells"], out["done"], out["failed"]) == (6, 5, 1)
+    assert [f["step"] for f in out["failures"]] == ["select/pool/b8/strict-random-s0"]
+    assert "cannot be met" in out["failures"][0]["error"]
+    results = pd.read_parquet(tmp_path / "run" / "results.parquet")
+    llmbar = results[results.benchmark == "llmbar"]
+    assert len(llmbar.cell.unique()) == 5 and set(llmbar.metric) == {"accuracy", "agreement"}
+    h2h = results[results.benchmark == "alpacaeval"]
+    assert sorted(h2h.cell.unique()) == ["pool/b4/longest/demo", "pool/b4/strict-random-s0/demo",
+                                         "pool/b8/longest/demo"]
+    assert set(h2h.metric) == {"win_rate", "mean_adjusted_win_rate"}
+    items = pd.read_parquet(tmp_path / "run" / "items.parquet")
+    assert set(items[items.benchmark == "alpacaeval"].opponent_seed.dropna()) <= {0}
+    assert items[items.benchmark == "llmbar"].score.between(0, 1).all()

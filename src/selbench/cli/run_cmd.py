@@ -9,6 +9,7 @@ import typer
 
 from selbench.cli.common import JsonOption, emit, handle_errors
 
+
 def _dry_human(dry: Any) -> None:
     from rich.console import Console
     from rich.table import Table

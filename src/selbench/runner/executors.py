@@ -147,8 +147,8 @@ def fit_request(resources: dict[str, float], capacity: dict[str, float]) -> dict
     gpus = float(resources.get("gpus", 0))
     if gpus > 0 and capacity["gpus"] <= 0:
         cpus, gpus = capacity["cpus"], 0.0
-    return {"cpus": min(cpus, capacity["cpus"]), "gpus": min(gpus, capacity["gpus"]),
-            "memory_gb": min(float(resources.get("memory_gb", 0)), capacity["memory_gb"])}
+    return {"cpus": float(min(cpus, capacity["cpus"])), "gpus": float(min(gpus, capacity["gpus"])),
+            "memory_gb": float(min(float(resources.get("memory_gb", 0)), capacity["memory_gb"]))}
 
 
 class LocalExecutor:

@@ -10,7 +10,8 @@ into `error: GRID.yaml:LINE: field 'x.y': ...` and exit 2.
 Registry names (loaders, strategies, presets) are checked against the registries, which include outside
 plug-ins (entry points): a strategy written on another branch or in another package is accepted once its
 registry knows it. `load_grid(..., allow_unregistered=True)` (dry runs) plans strategies the registry does not
-know yet and lists them in `Grid.unregistered` instead of refusing the file.
+know yet (unless the name is close to a registered one: a typo) and lists them (`unregistered_strategies`)
+instead of refusing the file.
 """
 
 from __future__ import annotations
@@ -423,13 +424,16 @@ def _check_train(grid: Grid, path: Path, lines: dict[tuple[Any, ...], int]) -> N
 
 def _check_strategies(grid: Grid, path: Path, lines: dict[tuple[Any, ...], int], allow_unregistered: bool) -> list[str]:
     """Every strategy is registered and accepts its parameters; returns the unregistered ones when allowed."""
+    import difflib
+
     from selbench.selection.base import STRATEGIES
 
     unregistered = []
     for name, params in grid.strategies.items():
         line = lines.get(("strategies", name))
         if name not in STRATEGIES:
-            if allow_unregistered:
+            # A name close to a registered one is a typo, not a strategy from elsewhere: refused even then.
+            if allow_unregistered and not difflib.get_close_matches(name, STRATEGIES.names(), n=1):
                 unregistered.append(name)
                 continue
             try:
@@ -460,8 +464,8 @@ def load_grid(path: str | Path, *, allow_unregistered: bool = False) -> Grid:
 
     Args:
         path: the grid file.
-        allow_unregistered: accept strategy names the registry does not know (a dry run plans them and says
-            so); a real run refuses them.
+        allow_unregistered: accept strategy names the registry does not know and that are not near a known one
+            (a dry run plans them and says so); a real run refuses them.
 
     Raises:
         InputError: unreadable file, invalid YAML, an unknown key or a bad value: the file, the key's line and

@@ -82,7 +82,7 @@ class _EvalStep(Step):
         return json.loads(canonical_json(config)), json.loads(canonical_json(inputs))
 
     def describe(self) -> str:
-        return f"{self.benchmark} {Path(str(getattr(self, 'model'))).name}"
+        return f"{self.benchmark} {Path(str(self.model)).name}"
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,7 @@ def projected_full_cost(dataset_manifest: dict[str, Any], train_stats: dict[str,
                         config: Any) -> float | None:
     """Dollars of fine-tuning on the whole pool at this cell's training speed (None when unknown).
 
-    >>> m = {"n": 1000, "tokens": {"instruction_input": {"mean": 50}, "output": {"mean": 130}}}
+    >>> m = {"n": 1000, "tokens": {"instruction_input": {"mean": 50}, "output": {"mean": 110}}}
     >>> from types import SimpleNamespace
     >>> projected_full_cost(m, {"tokens_per_s": 100.0}, {"usd": 8.0, "wall_seconds": 3600.0},
     ...                     SimpleNamespace(max_length=512, epochs=2.0))
