@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from selbench.errors import InputError
+from selbench.runner.yaml_lines import compose, key_lines, line_of, pydantic_message
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
@@ -323,64 +324,6 @@ class Grid(_Spec):
 
 
 # ---------------------------------------------------------------------------------------------- loading
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader; `compose_node` is used to keep each key's line."""
-
-
-def _compose(text: str, path: Path) -> yaml.Node | None:
-    try:
-        return yaml.compose(text, Loader=_LineLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise InputError(f"not valid YAML: {problem}", path=path, line=line) from None
-
-
-def _key_lines(node: yaml.Node | None, path: Path, prefix: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
-    """1-based line of every mapping key (and sequence item), by its location; repeated keys are an error."""
-    lines: dict[tuple[Any, ...], int] = {}
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[Any, int] = {}
-        for key_node, value_node in node.value:
-            key = key_node.value
-            line = key_node.start_mark.line + 1
-            if key in seen:
-                raise InputError(f"key {key!r} repeats line {seen[key]}", path=path, line=line,
-                                 field=".".join(str(p) for p in (*prefix, key)))
-            seen[key] = line
-            lines[(*prefix, key)] = line
-            lines.update(_key_lines(value_node, path, (*prefix, key)))
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            lines[(*prefix, index)] = item.start_mark.line + 1
-            lines.update(_key_lines(item, path, (*prefix, index)))
-    return lines
-
-
-def _line_of(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int | None:
-    """The line of the longest prefix of `loc` that is in the file (pydantic locations may add union
-    branch names such as `list[int]`, which the file does not have)."""
-    parts = [p for p in loc if not (isinstance(p, str) and ("[" in p or p in ("bool", "int", "str", "float")))]
-    for end in range(len(parts), 0, -1):
-        line = lines.get(tuple(parts[:end]))
-        if line is not None:
-            return line
-    return None
-
-
-def _error_message(error: dict[str, Any]) -> str:
-    message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        return "unknown key (not allowed here; check its spelling)"
-    if error["type"] == "missing":
-        return "required key is missing"
-    value = error.get("input")
-    if error["type"] not in ("value_error",) and not isinstance(value, (dict, list)):
-        message = f"{message} (got {value!r})"
-    return message
-
-
 def grid_from_dict(raw: Any, path: str | Path = "<grid>", lines: dict[tuple[Any, ...], int] | None = None,
                    *, allow_unregistered: bool = False) -> Grid:
     """Validate a grid given as plain data; errors name `path`, the line (when `lines` has it) and the field."""
@@ -394,7 +337,7 @@ def grid_from_dict(raw: Any, path: str | Path = "<grid>", lines: dict[tuple[Any,
         error = exc.errors()[0]
         loc = tuple(error["loc"])
         field = ".".join(str(p) for p in loc if not (isinstance(p, str) and "[" in p)) or None
-        raise InputError(_error_message(error), path=path, line=_line_of(loc, lines) if loc else 1,
+        raise InputError(pydantic_message(error), path=path, line=line_of(loc, lines) if loc else 1,
                          field=field) from None
     except (KeyError, ValueError) as exc:  # raised by a registry inside a validator
         raise InputError(str(exc.args[0] if exc.args else exc), path=path) from None
@@ -478,8 +421,8 @@ def load_grid(path: str | Path, *, allow_unregistered: bool = False) -> Grid:
         raise InputError("grid file not found", path=path) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read the grid file: {exc}", path=path) from None
-    node = _compose(text, path)
-    lines = _key_lines(node, path)
+    node = compose(text, path)
+    lines = key_lines(node, path)
     raw = yaml.safe_load(text) if node is not None else None
     return grid_from_dict(raw, path, lines, allow_unregistered=allow_unregistered)
 
