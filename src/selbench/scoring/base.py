@@ -291,6 +291,8 @@ def _write_score_table(data_file: Path, shards: ShardProgress, tmp: Path,
             if writer is None:
                 names = sorted(saved)
                 writer = pq.ParquetWriter(tmp / SCORES_FILE, table.schema)
+            elif table.schema != writer.schema:  # every shard is stored with the first shard's types
+                table = table.cast(writer.schema)
             writer.write_table(table)
             for name, values in saved.items():
                 if values.ndim == 2:
