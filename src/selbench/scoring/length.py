@@ -60,12 +60,12 @@ class LengthScorer:
     """Per-example response length.
 
     Args:
-        unit: "chars" (the study's default) or "tokens".
+        unit: "chars" (the study's) or "tokens"; default chars, or tokens when a tokenizer or model is given.
         tokenizer: tokenizer folder or model spec; required for (and only used with) unit="tokens".
-            `model` is accepted as an alias, as in `selbench score length --model M`.
+        model: count tokens of this model's tokenizer (an alias of tokenizer).
     """
 
-    unit: str = "chars"
+    unit: str | None = None
     tokenizer: str | None = None
     model: str | None = None
 
@@ -74,6 +74,8 @@ class LengthScorer:
     columns = ("output",)
 
     def __post_init__(self) -> None:
+        if self.unit is None:
+            object.__setattr__(self, "unit", "tokens" if self.tokenizer_spec else "chars")
         if self.unit not in UNITS:
             raise InputError(f"got {self.unit!r}, allowed: {', '.join(UNITS)}", field="unit")
         if self.unit == "tokens" and not self.tokenizer_spec:
