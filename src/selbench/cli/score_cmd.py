@@ -17,7 +17,14 @@ from typing import Any
 import typer
 
 from selbench.cli.common import emit
-from selbench.cli.registry_cmds import JSON_PARAM, SCORE_COMMON, common_option, config_options, make_command, summary_line
+from selbench.cli.registry_cmds import (
+    JSON_PARAM,
+    SCORE_COMMON,
+    common_option,
+    config_options,
+    make_command,
+    summary_line,
+)
 
 app = typer.Typer(
     help=(
