@@ -97,6 +97,27 @@ def duplicated_keys(frame: pd.DataFrame, keys: Iterable[str]) -> pd.DataFrame:
     return frame[frame.duplicated(keys, keep=False)]
 
 
+def check_results(frame: pd.DataFrame, extra: Iterable[str] = ()) -> None:
+    """ValueError unless `frame` has the cell, benchmark, metric and value columns (+ `extra`) and one row
+    per cell x benchmark x metric (a repeated row would silently be averaged by the views).
+
+    >>> t = pd.DataFrame([dict(dataset="d", budget=8, strategy="random", seed=0, preset="p", lora=True,
+    ...                        benchmark="ifeval", metric="prompt_strict", value=0.5)])
+    >>> check_results(t)
+    >>> check_results(pd.concat([t, t]))
+    Traceback (most recent call last):
+    ...
+    ValueError: results repeat the row of cell ('d', 8, 'random', 0, 'p', True), benchmark 'ifeval', metric 'prompt_strict'
+    """
+    keys = [*CELL_COLUMNS, BENCHMARK, METRIC]
+    require_columns(frame, [*keys, VALUE, *extra], "results")
+    dup = duplicated_keys(frame, keys)
+    if len(dup):
+        row = dup.iloc[0]
+        cell = tuple(row[c].item() if hasattr(row[c], "item") else row[c] for c in CELL_COLUMNS)
+        raise ValueError(f"results repeat the row of cell {cell}, benchmark {row[BENCHMARK]!r}, metric {row[METRIC]!r}")
+
+
 def _read(path: str | Path, columns: tuple[str, ...], keys: tuple[str, ...]) -> pd.DataFrame:
     path = Path(path)
     try:
