@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from selbench.errors import InputError
@@ -129,10 +130,14 @@ def _read(path: str | Path, columns: tuple[str, ...], keys: tuple[str, ...]) -> 
     for column in columns:
         if column not in frame.columns:
             raise InputError("missing column", path=path, field=column)
-    dup = duplicated_keys(frame, keys)
-    if len(dup):
-        row = int(dup.index[0])
-        raise InputError(f"row {row} repeats the key ({', '.join(keys)}) of another row", path=path, line=row + 1, field=keys[-1])
+    frame = frame.reset_index(drop=True)
+    repeats = np.flatnonzero(frame.duplicated(list(keys), keep="first").to_numpy())
+    if len(repeats):
+        row = int(repeats[0])
+        group = frame.groupby(list(keys), dropna=False, sort=False).ngroup().to_numpy()
+        first = int(np.flatnonzero(group == group[row])[0])
+        raise InputError(f"repeats the key ({', '.join(keys)}) of record {first + 1}", path=path, line=row + 1,
+                         field=keys[-1])
     return frame
 
 
