@@ -11,8 +11,9 @@ Bernoulli draw. "Models differ only item to item" is tau = 0. Measured with thes
 | tau 0.1,  200 items, K = 3          | 0.045          | 0.084                |                                |
 | tau 0.3,  300 items, K = 3          | 0.047          | 0.247                | 0.32                           |
 
-The head-to-head twin (300 instructions, K = 3): FPR 0.029 (tau 0) and 0.065 (tau 0.5; naive one-sample
-t-test 0.35), power 0.69 at +0.6 logit (~ +12 win-rate points).
+The head-to-head twin (300 instructions, K = 3): FPR 0.039 (tau 0) and 0.067 (tau 0.5; the naive
+one-sample t-test over instructions 0.334), power 0.62 at +0.6 logit (~ +12 win-rate points).
+With K = 2 (300 items, tau 0.15): 0.069 by default, 0.000 with conservative=True (t(1) is very wide).
 (the numbers the asserts below bound; re-measured by the tests on every run).
 """
 
@@ -119,7 +120,7 @@ def test_head_to_head_calibration():
     assert fpr["seed_var_naive"] >= 2 * fpr["seed_var"]
     wins, opp = _h2h_world(rng, 500, 300, 3, 0.0, 0.6)
     power = np.mean([compare_head_to_head(w, o)["p_value"] < ALPHA for w, o in zip(wins, opp, strict=True)])
-    assert power >= 0.6
+    assert power >= 0.5  # measured 0.62
 
 
 def test_shift_invariance_and_symmetry():

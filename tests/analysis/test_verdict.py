@@ -123,3 +123,11 @@ def test_strict_random_is_judged_and_bad_tables_refused(study):
         verdict_table(results, items.drop(columns="score"))
     with pytest.raises(ValueError, match="alpha"):
         verdict_table(results, items, alpha=1.5)
+
+
+def test_a_strategy_without_a_seed_is_found():
+    # Deterministic strategies may carry no seed (NaN in Parquet): NaN != NaN must not lose their items.
+    items = _items({("random", k): v for k, v in RANDOMS.items()} | {("longest", None): _ones(19)})
+    v = verdict_table(_results(items), items).iloc[0]
+    assert v["strategy"] == "longest" and pd.isna(v["seed"])
+    assert v["verdict"] == "beats random" and v["total_cost_usd"] == pytest.approx(1.0)

@@ -173,3 +173,14 @@ def test_cost_performance_by_hand():
     assert c.loc["alpagasus", "total_cost_usd"] == pytest.approx(31.0)
     assert c.loc["full", "total_cost_usd"] == pytest.approx(50.0)  # no selection cost for the full dataset
     assert c["pareto"].to_dict() == {"alpagasus": False, "full": True, "longest": True, "random": True}
+
+
+def test_seedless_cells_keep_their_rows():
+    t = pd.concat([
+        _rows([("longest", None, 1000, "alpacaeval", 58.0)], metric="win_rate"),
+        _rows([("random", 0, 1000, "ifeval", 0.5), ("random", 1, 1000, "ifeval", 0.6), ("longest", None, 1000, "ifeval", 0.7)]),
+    ])
+    w = mean_adjusted_win_rates(t)
+    assert len(w) == 1 and w.iloc[0]["mean_adjusted_win_rate"] == 8.0
+    v = vs_random(t).set_index("benchmark")
+    assert v.loc["ifeval", "delta_mean"] == pytest.approx(0.15) and v.loc["alpacaeval", "n_random"] == 0

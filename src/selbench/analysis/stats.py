@@ -70,12 +70,13 @@ def compare_to_random(
     worst case 0.08 at the 5 % level); `conservative=True` always uses t(K - 1), which keeps the level under
     any tau^2 at the cost of power when the models differ only item to item.
 
-    Simulated at the one-sided 5 % level (binary items, logit difficulty N(0, 1), 2,000 runs per cell):
-    false positives 0.03-0.05 with no seed variance and 0.03-0.06 for K >= 3 at every between-seed
-    spread tried (logit sd 0.05-0.6); the naive paired test over items reaches 0.22 (200 items, K = 3,
-    logit sd 0.3) and 0.31 (500 items, K = 5). Power with 200 items and K = 3 against a +0.6 logit shift
-    (about +12 accuracy points): 0.72 when models differ only item to item, 0.28 with a seed logit sd of
-    0.3 (about 6 points): three seeds cannot tell such a gain from seed noise, which is the study's point.
+    Simulated at the one-sided 5 % level (binary items, logit difficulty N(0, 1), 1,500-2,000 runs per
+    world; tests/analysis/test_stats.py): false positives 0.03-0.05 with no seed variance and 0.03-0.06
+    for K >= 3 at every between-seed spread tried (logit sd 0.05-0.6, 20-541 items); the naive paired test
+    over items reaches 0.25 (300 items, K = 3, logit sd 0.3, about 6 points between seeds) and 0.31 (500
+    items, K = 5). Power against a +0.6 logit shift (about +12 accuracy points) with K = 3: 0.75 (200
+    items) when models differ only item to item, 0.32 (300 items) with a seed logit sd of 0.3: three seeds
+    cannot tell such a gain from seed noise most of the time, which is the study's point.
 
     Args:
         strategy: per-item scores of the strategy's model, shape [items].

@@ -79,6 +79,12 @@ def _test(strategy_items: pd.DataFrame, random_items: pd.DataFrame, conservative
     return {"reason": "no random baseline scored on this benchmark"}
 
 
+def _key(values) -> tuple:
+    """A hashable key in which every missing value is None (NaN != NaN would miss dict lookups)."""
+    values = values if isinstance(values, tuple) else (values,)
+    return tuple(None if pd.isna(v) else v for v in values)
+
+
 def _costs(results: pd.DataFrame) -> pd.DataFrame:
     cells = results.drop_duplicates(list(CELL_COLUMNS))[[*CELL_COLUMNS, SELECTION_COST_USD, TRAIN_COST_USD,
                                                           FULL_TRAIN_COST_USD_PROJECTED]]
@@ -142,13 +148,14 @@ def verdict_table(
     keys = [*_GROUP, STRATEGY, SEED]
     judged = pd.concat([results[keys], items[keys]]).drop_duplicates()
     judged = judged[~judged[STRATEGY].isin([RANDOM, FULL])].sort_values(keys, kind="stable")
-    items_by_cell = {k: g for k, g in items.groupby(keys, dropna=False, sort=False)}
-    randoms_by_group = {k: g for k, g in items[items[STRATEGY] == RANDOM].groupby(_GROUP, dropna=False, sort=False)}
+    items_by_cell = {_key(k): g for k, g in items.groupby(keys, dropna=False, sort=False)}
+    randoms = items[items[STRATEGY] == RANDOM]
+    randoms_by_group = {_key(k): g for k, g in randoms.groupby(_GROUP, dropna=False, sort=False)}
     empty = items.iloc[0:0]
     rows = []
     for record in judged.itertuples(index=False):
-        key = tuple(record)
-        row = dict(zip(keys, key, strict=True))
+        row = dict(zip(keys, tuple(record), strict=True))
+        key = _key(tuple(record))
         stats = _test(items_by_cell.get(key, empty), randoms_by_group.get(key[: len(_GROUP)], empty), conservative)
         rows.append(row | {"test": None, "reason": None} | stats)
     table = pd.DataFrame(rows, columns=[*keys, *_STAT_KEYS, "test", "reason"])
