@@ -24,6 +24,7 @@ import pytest
 from scipy import stats as sps
 
 from selbench.analysis.stats import (
+    _kendall_rows,
     compare_head_to_head,
     compare_items_only,
     compare_to_random,
@@ -195,3 +196,6 @@ def test_rank_correlation_matches_scipy_and_covers():
     again = rank_correlation(x, y, n_boot=300, seed=2)
     assert again == r  # seeded
     assert np.isnan(rank_correlation([1, 1, 1], [1, 2, 3])["spearman"])
+    # the vectorized tau-b and the large-n path (scipy per row) agree
+    xs, ys = np.vstack([x, y]), np.vstack([y, x**2])
+    assert _kendall_rows(xs, ys) == pytest.approx(_kendall_rows(xs, ys, chunk_cells=1))

@@ -9,8 +9,9 @@
   `full_train_cost_usd_projected` (what fine-tuning on the whole dataset would cost with the same preset).
 
 `items.parquet` has the cell columns + `benchmark`, `item`, `score`: one per-item score per cell and
-benchmark (IFEval: 1/0 per prompt; LLMBar: accuracy per instance; the AlpacaEval head-to-head: the
-preference for the strategy's output in [0, 1], 0.5 a tie), plus, for head-to-head rows, the optional
+benchmark, higher is better (e.g. IFEval: 1/0 for the prompt's strict pass; LLMBar: the instance's accuracy
+over both orders; the AlpacaEval head-to-head: the preference for the strategy's output in [0, 1], 0.5 a
+tie, i.e. alpaca_eval's preference - 1), plus, for head-to-head rows, the optional
 `opponent_seed`: the random seed whose model answered that instruction (see
 `selbench.analysis.stats.compare_head_to_head`).
 

@@ -34,6 +34,7 @@ from selbench.analysis.tables import (
     METRIC,
     PRESET,
     RANDOM,
+    SEED,
     SETUP_COLUMNS,
     STRATEGY,
     VALUE,
@@ -123,7 +124,7 @@ def mean_adjusted_win_rates(results: pd.DataFrame, *, benchmark: str = HEAD_TO_H
         cells = cells.merge(part, on=keys, how="left")
     cells[WIN_RATE] = cells[WIN_RATE].fillna(cells[MEAN_ADJUSTED_WIN_RATE] + 50)
     cells[MEAN_ADJUSTED_WIN_RATE] = cells[MEAN_ADJUSTED_WIN_RATE].fillna(cells[WIN_RATE] - 50)
-    order = [*SETUP_COLUMNS, STRATEGY, "seed"]
+    order = [*SETUP_COLUMNS, STRATEGY, SEED]
     return cells.sort_values(order, kind="stable").reset_index(drop=True)
 
 
