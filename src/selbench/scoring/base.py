@@ -42,6 +42,10 @@ class Scorer(Protocol):
         columns: dataset columns `score` reads (`output`, `instruction`, `messages`...).
         shard_size: (optional) examples per resumable shard; default `DEFAULT_SHARD_SIZE`.
         column_dtypes: (optional) storage dtype per output column, e.g. `{"embedding": "float16"}`.
+        summarize: (optional) `summarize(columns) -> dict` of counts worth printing (e.g. `n_skipped`).
+
+    Its options are the fields of a frozen dataclass documented in an "Args:" docstring section:
+    `selbench score <name>` is generated from them (`selbench.cli.registry_cmds`).
 
     `score` is called once per shard with that shard's rows, so it must not depend on other rows. It may
     return several columns; a 2-D `[n, d]` array is stored as a fixed-size list column (embeddings).
@@ -78,6 +82,7 @@ class ScoresResult:
         cost: the cost record of the run that computed the scores (the same on every later lookup).
         cached: True when this call found the scores already computed.
         call_cost: what this call cost: `cost` when computed now, zero when cached.
+        summary: the scorer's own summary of its columns (`summarize`, e.g. IFD's `n_skipped`).
     """
 
     scorer: str
@@ -88,6 +93,7 @@ class ScoresResult:
     cost: dict[str, Any]
     cached: bool
     call_cost: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
 
 
 def build_scorer(name: str, options: Mapping[str, Any] | None = None) -> Scorer:
@@ -212,7 +218,10 @@ class ScoreStep(Step):
         record.node_usd = record.wall_seconds / 3600.0 * (self.prices or PriceSheet()).node_rate(record.device_kind)
         record.api_usd = float(totals[4])
         record.usd = record.node_usd + record.api_usd
-        return {"n": n, "columns": written, "shards": progress, "cost": record.to_dict()}
+        summary = {}
+        if hasattr(scorer, "summarize"):
+            summary = dict(scorer.summarize(read_scores(tmp / SCORES_FILE)[1]))
+        return {"n": n, "columns": written, "shards": progress, "summary": summary, "cost": record.to_dict()}
 
 
 # Per-shard cost kept in the shard file: [seconds, tokens, api input tokens, api output tokens, api usd].
@@ -291,6 +300,8 @@ def _write_score_table(data_file: Path, shards: ShardProgress, tmp: Path,
             if writer is None:
                 names = sorted(saved)
                 writer = pq.ParquetWriter(tmp / SCORES_FILE, table.schema)
+            elif table.schema != writer.schema:  # every shard is stored with the first shard's types
+                table = table.cast(writer.schema)
             writer.write_table(table)
             for name, values in saved.items():
                 if values.ndim == 2:
@@ -353,6 +364,7 @@ def compute_scores(
         cost=dict(result.cost),
         cached=result.cached,
         call_cost=call_cost,
+        summary=dict(result.stats.get("summary", {})),
     )
 
 
