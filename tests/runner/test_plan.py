@@ -87,7 +87,7 @@ def test_status_of_a_fresh_plan_reads_only_what_is_there(tmp_path):
     status = node_status(plan, store)
     assert status["prepare/a"].key is not None, "an input file on disk gives its prepare key at once"
     assert status["prepare/b"].key is None and "does not exist" in status["prepare/b"].why
-    assert status["select/a/b4/longest"].key is None and "does not exist yet" in status["select/a/b4/longest"].why
+    assert status["select/a/b4/longest"].key is None and "not prepared yet" in status["select/a/b4/longest"].why
     assert not any(s.cached for s in status.values())
     assert not (tmp_path / "cache").exists() and not (tmp_path / "run").exists(), "planning wrote nothing"
     doc = plan_json(plan, status)

@@ -116,7 +116,7 @@ class TrainSpec(_Spec):
     """Fine-tuning of every cell.
 
     Args:
-        presets: training presets (`selbench.training.base.PRESETS`: set1, set2, set3, set4-lora, demo);
+        presets: training presets (`selbench.training.presets.PRESETS`: set1, set2, set3, set4-lora, demo);
             each is its own cell.
         lora: force LoRA on (true) or off (false) for every preset; None keeps each preset's choice.
         set: `TrainConfig` overrides applied to every preset (e.g. `{max_length: 256, max_steps: 2}`).
@@ -129,7 +129,7 @@ class TrainSpec(_Spec):
     @field_validator("presets")
     @classmethod
     def _known_presets(cls, value: list[str]) -> list[str]:
-        from selbench.training.base import PRESETS
+        from selbench.training.presets import PRESETS
 
         unknown = [p for p in value if p not in PRESETS]
         if unknown:

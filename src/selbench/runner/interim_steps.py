@@ -1,4 +1,5 @@
-"""Steps over today's stage functions (prepare, subsample, select, train) until each stage ships its own.
+"""Steps over today's stage functions (prepare, subsample, train) until each stage ships its own, and the
+select step with its manifest published.
 
 Each class follows `selbench.step.Step`: a frozen dataclass of plain values (paths, names, options) whose
 `key()` is the key the stage function itself stores its output under, computed without running it (and
@@ -16,10 +17,11 @@ import json
 import os
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from selbench.selection.manifest import SelectStep
 from selbench.step import InputsNotReady, Step
 from selbench.store import StepResult, StepStore
 
@@ -184,65 +186,15 @@ class SubsampleStep(Step):
 
 
 @dataclass(frozen=True)
-class SelectStep(Step):
-    """`selbench select STRATEGY` on a prepared dataset, writing the selection manifest `out`.
+class PublishedSelectStep(SelectStep):
+    """The select step (`selbench.selection.manifest.SelectStep`, same key) that also writes its selection
+    manifest to `out` (`run_selection`), where the steps after it read it.
 
     Args:
-        data: the prepared dataset folder.
-        strategy: registered strategy.
-        budget: examples to select (None: the whole pool, for `full`).
-        seed: the strategy's seed.
-        params: the strategy's parameters.
-        against: manifests of the selections a random baseline is defined against.
-        out: the manifest to write.
+        out: the manifest to write (not part of the key).
     """
 
-    data: str
-    strategy: str
-    budget: int | None
-    seed: int
-    out: str
-    params: tuple[tuple[str, Any], ...] = ()
-    against: tuple[str, ...] = ()
-
-    name: ClassVar[str] = "select"
-    resources: ClassVar[Mapping[str, float]] = {"cpus": 1, "gpus": 0, "memory_gb": 4}
-
-    @property
-    def built(self) -> Any:
-        from selbench.selection.base import STRATEGIES
-
-        return STRATEGIES.get(self.strategy)(**dict(self.params))
-
-    @property
-    def VERSION(self) -> int:  # type: ignore[override]
-        return int(self.built.VERSION)
-
-    def score_steps(self) -> list[Any]:
-        """The score steps this strategy reads (planned before it, so one scoring serves every budget)."""
-        from selbench.scoring.base import ScoreStep
-
-        return [ScoreStep.make(self.data, scorer, options)
-                for _, (scorer, options) in sorted(self.built.score_requests().items())]
-
-    def config(self) -> dict[str, Any]:
-        from selbench.selection.base import strategy_params
-
-        budget = self.budget
-        if budget is None:
-            budget = int(json.loads(require(Path(self.data) / "manifest.json", "dataset").read_text())["n"])
-        return {"strategy": self.strategy, "params": strategy_params(self.built), "budget": budget,
-                "seed": self.seed}
-
-    def inputs(self) -> dict[str, Any]:
-        from selbench.data.schema import dataset_sha256
-        from selbench.selection.manifest import load_manifest
-
-        require(Path(self.data) / "manifest.json", "dataset")
-        roles = sorted(self.built.score_requests())
-        scores = {role: step.key() for role, step in zip(roles, self.score_steps(), strict=True)}
-        against = [load_manifest(require(path, "selection")).get("ids_sha256") for path in self.against]
-        return {"dataset": dataset_sha256(self.data), "scores": scores, "against": against}
+    out: str = field(default="", compare=False)
 
     def describe(self) -> str:
         return f"select {Path(self.out).stem}"
@@ -252,7 +204,7 @@ class SelectStep(Step):
 
         store = store or StepStore()
         done = run_selection(self.data, self.strategy, self.budget, self.out, params=dict(self.params),
-                             seed=self.seed, against=list(self.against), store=store)
+                             seed=self.seed, against=list(self.against), store=store, prices=self.prices)
         return _stored(store, self.name, done.manifest["select_key"], done.cached)
 
 

@@ -28,7 +28,7 @@ from typing import Any
 from selbench.hashing import sha256_json
 from selbench.runner.grid import Grid
 from selbench.runner.interim_evals import HeadToHeadStep, IFEvalStep, LLMBarStep, OpenLLMStep
-from selbench.runner.interim_steps import PrepareStep, SelectStep, SubsampleStep, TrainStep
+from selbench.runner.interim_steps import PrepareStep, PublishedSelectStep, SubsampleStep, TrainStep
 from selbench.selection.base import STRATEGIES
 from selbench.step import InputsNotReady
 from selbench.store import StepStore
@@ -161,13 +161,13 @@ class _Builder:
         where = "full" if budget is None else f"b{budget}"
         name = _selection_name(strategy, seed) if strategy in ("random", "strict-random") else strategy
         path = self.run / "selections" / dataset / where / f"{name}.json"
-        step = SelectStep(data[1], strategy, budget, self.grid.seed if seed is None else seed, str(path),
-                          tuple(sorted(params.items())), tuple(p for _, p in against))
+        step = PublishedSelectStep(data[1], strategy, budget, self.grid.seed if seed is None else seed,
+                                   tuple(sorted(params.items())), tuple(p for _, p in against), out=str(path))
         deps = [data[0]]
         registered = strategy in STRATEGIES
         # A strategy with a `prepare` hook (Cherry) trains and scores with a model inside its select step.
         heavy = registered and hasattr(STRATEGIES.get(strategy), "prepare")
-        for score in step.score_steps() if registered else ():  # unregistered: dry runs only, no scorers known
+        for score in step.score_steps().values() if registered else ():  # unregistered (dry runs): no scorers known
             scorer = score.scorer
             score_id = f"score/{dataset}/{scorer}/{sha256_json(dict(score.options))[:8]}"
             resources = None if scorer in MODEL_FREE_SCORERS else MODEL_RESOURCES
@@ -233,7 +233,7 @@ def _cell(b: _Builder, dataset: str, budget: int | None, strategy: str, seed: in
     cell_id = f"{dataset}/{where}/{name}/{preset}"
     model = b.run / "models" / cell_id.replace("/", "-")
     train = b.add(f"train/{cell_id}", "train", TrainStep(b.grid.model, data[1], manifest, config, str(model)),
-                  (select_node,))
+                  (select_node,), resources=MODEL_RESOURCES)
     return Cell(cell_id, dataset, budget, strategy, seed, preset, bool(config.lora), select_node, train,
                 selection_path=manifest, model_path=str(model))
 
@@ -261,7 +261,8 @@ def _add_evaluations(b: _Builder, grid: Grid, cells: list[Cell], run: Path) -> N
             randoms.setdefault((cell.dataset, cell.budget, cell.preset), []).append(cell)
     for benchmark in grid.benchmarks.names():
         if grid.evaluate_base and benchmark != "alpacaeval":
-            b.add(f"eval/{benchmark}/base", "eval", _eval_step(grid, benchmark, grid.model), benchmark=benchmark)
+            b.add(f"eval/{benchmark}/base", "eval", _eval_step(grid, benchmark, grid.model),
+                  resources=MODEL_RESOURCES, benchmark=benchmark)
         for cell in cells:
             deps: tuple[str, ...] = (cell.train,)
             others: tuple[Cell, ...] = ()
@@ -273,7 +274,7 @@ def _add_evaluations(b: _Builder, grid: Grid, cells: list[Cell], run: Path) -> N
                 deps = (cell.train, *(c.train for c in opponents))
             cell.evals[benchmark] = b.add(f"eval/{benchmark}/{cell.id}", "eval",
                                           _eval_step(grid, benchmark, cell.model_path, others), deps,
-                                          benchmark=benchmark)
+                                          resources=MODEL_RESOURCES, benchmark=benchmark)
 
 
 # ------------------------------------------------------------------------------------------- status
