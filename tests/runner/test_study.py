@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 from typer.testing import CliRunner
 
+from selbench.analysis.tables import read_items, read_results
 from selbench.cli.main import app
 
 WORDS = ["red", "green", "blue", "amber", "violet", "cyan", "olive", "coral", "teal", "gold"]
@@ -100,18 +101,21 @@ def test_tiny_grid_local_then_cached_then_ray(tmp_path, tiny_model_dir, monkeypa
     assert "train_runtime" in logged and "FutureWarning" in logged, "training logs and warnings go to run.log"
     assert (run / "grid.yaml").is_file() and len(json.loads((run / "plan.json").read_text())["steps"]) == 13
 
-    results = pd.read_parquet(run / "results.parquet")
+    results = read_results(run / "results.parquet")  # the analysis's reader: columns and unique keys
     assert set(ANALYSIS_COLUMNS) <= set(results.columns)
-    cells = results[results.strategy != "base"]
+    cells = results
     assert sorted(cells.cell.unique()) == ["pool/b8/longest/demo", "pool/b8/random-s0/demo", "pool/b8/random-s1/demo"]
     assert set(cells.metric) == {"prompt_strict", "inst_strict", "prompt_loose", "inst_loose"}
-    assert len(cells) == 12 and len(results[results.strategy == "base"]) == 4
+    assert len(cells) == 12
+    base = pd.read_parquet(run / "base.parquet")
+    assert len(base) == 4 and set(base.strategy) == {"base"} and base.dataset.isna().all()
+    assert len(pd.read_parquet(run / "base_items.parquet")) == 2
     assert (cells.budget == 8).all() and cells.lora.all() and (cells.train_cost_usd > 0).all()
     assert (cells.full_train_cost_usd_projected > cells.train_cost_usd).all(), "48 examples cost more than 8"
     assert (cells[cells.strategy == "longest"].selection_seconds > 0).all()
     assert sorted(cells[cells.strategy == "random"].seed.unique()) == [0, 1]
-    items = pd.read_parquet(run / "items.parquet")
-    assert len(items) == 4 * 2 and set(items.score) <= {0.0, 1.0}
+    items = read_items(run / "items.parquet")
+    assert len(items) == 3 * 2 and set(items.score) <= {0.0, 1.0}
     chosen = {name: json.loads((run / f"selections/pool/b8/{name}.json").read_text()) for name in selections(run)}
     assert chosen["random-s0"]["overlap"]["longest"] <= 0.3 and len(chosen["longest"]["ids"]) == 8
     model = run / "models" / "pool-b8-longest-demo"

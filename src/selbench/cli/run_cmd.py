@@ -19,14 +19,15 @@ def _dry_human(dry: Any) -> None:
     console = Console()
     summary = dry.summary()
     kinds = Table("step", "planned", "cached", "to run", "est. time", "est. USD", title=f"plan of {dry.plan.run_dir}")
-    seconds: dict[str, float] = {}
-    usd: dict[str, float] = {}
+    rows: dict[str, list[float]] = {}  # planned, cached, seconds, usd; evaluations per benchmark
     for node in dry.plan.nodes.values():
-        seconds[node.kind] = seconds.get(node.kind, 0.0) + dry.estimate.seconds.get(node.id, 0.0)
-        usd[node.kind] = usd.get(node.kind, 0.0) + dry.estimate.usd.get(node.id, 0.0)
-    for kind, counts in summary["by_kind"].items():
-        kinds.add_row(kind, str(counts["steps"]), str(counts["cached"]), str(counts["steps"] - counts["cached"]),
-                      format_seconds(seconds[kind]), f"${usd[kind]:,.2f}")
+        row = rows.setdefault(node.kind if node.kind != "eval" else f"eval {node.benchmark}", [0, 0, 0.0, 0.0])
+        row[0] += 1
+        row[1] += int(dry.status[node.id].cached)
+        row[2] += dry.estimate.seconds.get(node.id, 0.0)
+        row[3] += dry.estimate.usd.get(node.id, 0.0)
+    for kind, (planned, cached, seconds, usd) in rows.items():
+        kinds.add_row(kind, str(planned), str(cached), str(planned - cached), format_seconds(seconds), f"${usd:,.2f}")
     if dry.estimate.extra_seconds or dry.estimate.extra_usd:
         kinds.add_row("unregistered", "", "", "", format_seconds(dry.estimate.extra_seconds),
                       f"${dry.estimate.extra_usd:,.2f}")

@@ -179,10 +179,11 @@ class _Work:
         self.tp = tp
         self.generated: set[str] = set()
 
-    def dataset_facts(self, dataset: str) -> tuple[float, float]:
-        """(pool size, mean tokens per example) of a dataset: its manifest, else the known release sizes."""
-        manifest = self.plan.run_dir / "data" / dataset / "manifest.json"
+    def dataset_facts(self, dataset: str, *, pool: bool = False) -> tuple[float, float]:
+        """(size, mean tokens per example) of a dataset (`pool`: before its subsample): its manifest, else the
+        known release sizes."""
         spec = self.plan.grid.datasets[dataset]
+        manifest = self.plan.run_dir / "data" / ("_pool" if pool and spec.limit else "") / dataset / "manifest.json"
         try:
             m = json.loads(manifest.read_text(encoding="utf-8"))
             tokens = m.get("tokens", {})
@@ -190,7 +191,7 @@ class _Work:
             return float(m["n"]), mean
         except (OSError, ValueError, KeyError, TypeError):
             n = KNOWN_POOL_SIZES.get(spec.source, DEFAULT_POOL_SIZE)
-            return float(min(n, spec.limit) if spec.limit else n), DEFAULT_TOKENS_PER_EXAMPLE
+            return float(min(n, spec.limit) if spec.limit and not pool else n), DEFAULT_TOKENS_PER_EXAMPLE
 
     def train_seconds(self, dataset: str, n_selected: float, config: Any) -> float:
         _, mean = self.dataset_facts(dataset)
@@ -212,7 +213,7 @@ class _Work:
         step = node.step
         if node.kind in ("prepare", "subsample"):
             dataset = Path(step.out).name
-            n, mean = self.dataset_facts(dataset)
+            n, mean = self.dataset_facts(dataset, pool=True)
             return n * mean / 200_000.0 + 5.0, 0.0  # GPT-2 BPE counting ~200k tokens/s
         if node.kind == "score":
             n, mean = self.dataset_facts(Path(step.data).name)

@@ -9,13 +9,14 @@ pool at the cell's measured training speed (tokens/s) x the pool's tokens (the p
 counts, plus 20 template tokens per example, each capped at `max_length`) x the preset's epochs, priced like
 the cell's training. Also `eval_cost_usd` (that benchmark's step), `n_selected`, `cell` and `model`.
 
-The base model's evaluations are rows with `strategy` = "base" and no dataset, budget, seed, preset or lora.
+The base model is not a cell: its evaluations go to `base.parquet` and `base_items.parquet` (the same columns,
+`strategy` = "base", no dataset, budget, seed, preset or lora), so the analysis of cells never meets it.
 
 `items.parquet`: the cell columns + `benchmark`, `item`, `score` (one per item: IFEval prompt-level strict
 1/0, LLMBar accuracy over both orders, head-to-head preference for the strategy's output in [0, 1] with the
 random model it met in `opponent_seed`).
 
-Column names are `selbench.analysis.tables`'s (the analysis reads them).
+Column names are `selbench.analysis.tables`'s (the analysis reads them with its readers).
 """
 
 from __future__ import annotations
@@ -26,28 +27,30 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from selbench.analysis import tables as T
 from selbench.runner.executors import Outcome
 from selbench.runner.plan import Cell, Plan
 
 RESULTS_FILE = "results.parquet"
 ITEMS_FILE = "items.parquet"
-CELL_COLUMNS = ("dataset", "budget", "strategy", "seed", "preset", "lora")
-COST_COLUMNS = ("selection_cost_usd", "selection_seconds", "train_cost_usd", "train_seconds",
-                "full_train_cost_usd_projected")
+BASE_FILE = "base.parquet"
+BASE_ITEMS_FILE = "base_items.parquet"
+BASE = "base"
 TEMPLATE_TOKENS = 20
 
 
 def _schemas() -> tuple[Any, Any]:
+    """(results, items) Arrow schemas: the analysis's columns first, then the runner's extras."""
     import pyarrow as pa
 
-    cell = [("dataset", pa.string()), ("budget", pa.int64()), ("strategy", pa.string()), ("seed", pa.int64()),
-            ("preset", pa.string()), ("lora", pa.bool_())]
-    results = pa.schema([*cell, ("benchmark", pa.string()), ("metric", pa.string()), ("value", pa.float64()),
-                         ("ids_sha256", pa.string()), *((c, pa.float64()) for c in COST_COLUMNS),
-                         ("eval_cost_usd", pa.float64()), ("n_selected", pa.int64()), ("cell", pa.string()),
-                         ("model", pa.string())])
-    items = pa.schema([*cell, ("benchmark", pa.string()), ("item", pa.string()), ("score", pa.float64()),
-                       ("opponent_seed", pa.int64()), ("cell", pa.string())])
+    types = {T.DATASET: pa.string(), T.BUDGET: pa.int64(), T.STRATEGY: pa.string(), T.SEED: pa.int64(),
+             T.PRESET: pa.string(), T.LORA: pa.bool_(), T.BENCHMARK: pa.string(), T.METRIC: pa.string(),
+             T.VALUE: pa.float64(), T.IDS_SHA256: pa.string(), T.ITEM: pa.string(), T.SCORE: pa.float64(),
+             **dict.fromkeys(T.COST_COLUMNS, pa.float64())}
+    results = pa.schema([*((c, types[c]) for c in T.RESULTS_COLUMNS), ("eval_cost_usd", pa.float64()),
+                         ("n_selected", pa.int64()), ("cell", pa.string()), ("model", pa.string())])
+    items = pa.schema([*((c, types[c]) for c in T.ITEMS_COLUMNS), (T.OPPONENT_SEED, pa.int64()),
+                       ("cell", pa.string())])
     return results, items
 
 
@@ -100,6 +103,8 @@ class ResultsTables:
         self.plan = plan
         self.rows: dict[str, list[dict[str, Any]]] = {}
         self.items: dict[str, list[dict[str, Any]]] = {}
+        self.base_rows: list[dict[str, Any]] = []
+        self.base_items: list[dict[str, Any]] = []
 
     def add_cell(self, cell: Cell, outcomes: dict[str, Outcome]) -> None:
         manifest = _read_json(cell.selection_path)
@@ -119,11 +124,11 @@ class ResultsTables:
         self.rows[cell.id], self.items[cell.id] = self._benchmark_rows(common, base, cell.id, cell.evals, outcomes)
 
     def add_base(self, outcomes: dict[str, Outcome]) -> None:
-        base = {"dataset": None, "budget": None, "strategy": "base", "seed": None, "preset": None, "lora": None}
-        common = {**base, "ids_sha256": None, "n_selected": None, "cell": "base", "model": self.plan.grid.model,
-                  **dict.fromkeys(COST_COLUMNS)}
+        base = {**dict.fromkeys(T.CELL_COLUMNS), T.STRATEGY: BASE}
+        common = {**base, "ids_sha256": None, "n_selected": None, "cell": BASE, "model": self.plan.grid.model,
+                  **dict.fromkeys(T.COST_COLUMNS)}
         done = {b: n for b, n in self.plan.base_evals.items() if n in outcomes and outcomes[n].ok}
-        self.rows["base"], self.items["base"] = self._benchmark_rows(common, base, "base", done, outcomes)
+        self.base_rows, self.base_items = self._benchmark_rows(common, base, BASE, done, outcomes)
 
     @staticmethod
     def _benchmark_rows(common: dict[str, Any], base: dict[str, Any], cell_id: str, evals: dict[str, str],
@@ -146,17 +151,21 @@ class ResultsTables:
         return rows, items
 
     def write(self) -> tuple[Path, Path]:
-        """Write both tables (a temporary file renamed over the old: readers never see half a table)."""
+        """Write the tables (each a temporary file renamed over the old: readers never see half a table);
+        returns the paths of `results.parquet` and `items.parquet`."""
         import pyarrow as pa
 
         results_schema, items_schema = _schemas()
-        rows = [r for cell in self.rows.values() for r in cell]
-        items = [r for cell in self.items.values() for r in cell]
-        paths = (self.plan.run_dir / RESULTS_FILE, self.plan.run_dir / ITEMS_FILE)
-        for path, data, schema in ((paths[0], rows, results_schema), (paths[1], items, items_schema)):
+        run = self.plan.run_dir
+        tables = [(run / RESULTS_FILE, [r for cell in self.rows.values() for r in cell], results_schema),
+                  (run / ITEMS_FILE, [r for cell in self.items.values() for r in cell], items_schema)]
+        if self.plan.base_evals:
+            tables += [(run / BASE_FILE, self.base_rows, results_schema),
+                       (run / BASE_ITEMS_FILE, self.base_items, items_schema)]
+        for path, data, schema in tables:
             table = pa.Table.from_pylist([{k: r.get(k) for k in schema.names} for r in data], schema=schema)
             _write_parquet_atomic(table, path)
-        return paths
+        return run / RESULTS_FILE, run / ITEMS_FILE
 
 
 def _write_parquet_atomic(table: Any, path: Path) -> None:
