@@ -94,7 +94,7 @@ def run(
 
     if executor is not None and executor not in ("local", "ray"):
         raise InputError(f"{executor!r} is not one of local, ray", field="executor")
-    if address is not None and executor != "ray":
+    if address is not None and executor == "local":
         raise InputError("--address goes with --executor ray", field="address")
     if device is not None and (device not in ("cpu", "cuda") or not dry_run):
         raise InputError(f"{device!r}: --device is cpu or cuda, with --dry-run", field="device")
@@ -109,7 +109,17 @@ def run(
         return
     from selbench.runner.study import run_study
 
-    report = run_study(grid, executor=executor, address=address, out=out, progress=progress, workers=workers)
+    try:
+        report = run_study(grid, executor=executor, address=address, out=out, progress=progress, workers=workers)
+    except KeyboardInterrupt:
+        # Steps still running in worker threads would hold the interpreter until they finish; every finished
+        # step is already in the store and nothing half-written is ever taken for a result, so leave now.
+        import os
+        import sys
+
+        sys.stderr.write("error: interrupted; finished steps are kept, run the same command again to resume\n")
+        sys.stderr.flush()
+        os._exit(130)
     summary = report.summary()
     emit(summary, as_json, None if as_json else _run_human)
     if summary["failed"]:

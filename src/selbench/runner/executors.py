@@ -293,7 +293,12 @@ class RayExecutor:
             options.update(num_cpus=self.num_cpus or os.cpu_count() or 1, _temp_dir=str(tmp))
         else:
             options["address"] = self.address
-        ray.init(**options)
+        try:
+            ray.init(**options)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            if self.address is None:
+                raise
+            raise InputError(f"cannot connect to the Ray cluster at {self.address!r}: {exc}", field="address") from None
         self._started = True
         self._temp_dir = options.get("_temp_dir")
         return ray

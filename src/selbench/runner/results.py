@@ -62,9 +62,10 @@ def _read_json(path: str | Path) -> dict[str, Any]:
 
 
 def selection_cost(manifest: dict[str, Any], select: Outcome | None) -> tuple[float, float]:
-    """(usd, seconds) of a selection: every scoring run it read, at its recorded cost, plus the select step."""
+    """(usd, seconds) of a selection: every scoring run and prerequisite model step it read (Cherry's
+    pre-experienced model), each at its recorded cost, plus the select step."""
     usd = seconds = 0.0
-    for info in (manifest.get("scores") or {}).values():
+    for info in [*(manifest.get("scores") or {}).values(), *(manifest.get("prerequisites") or {}).values()]:
         usd += float((info.get("cost") or {}).get("usd", 0.0))
         seconds += float((info.get("cost") or {}).get("wall_seconds", 0.0))
     own = select.result.cost if select is not None and select.result is not None else {}

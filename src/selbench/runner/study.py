@@ -187,11 +187,14 @@ def run_study(grid_path: str | Path, *, executor: str | None = None, address: st
     grid, plan = _prepare(grid_path, out, allow_unregistered=False)
     store = store or StepStore()
     run_dir = plan.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run_dir / "grid.yaml", grid_yaml(grid))
     log_file = run_dir / LOG_FILE
     kind = executor or grid.executor.kind
     address = address if address is not None else (grid.executor.address if kind == grid.executor.kind else None)
+    # Bad options fail before anything is written.
+    runner = make_executor(kind, address=address, max_retries=grid.executor.max_retries,
+                           workers=workers or grid.executor.workers, log_file=str(log_file))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run_dir / "grid.yaml", grid_yaml(grid))
     terminal = sys.stderr
     display = RunProgress(plan, terminal, enabled=terminal.isatty() if progress is None else progress)
     tables = ResultsTables(plan)
@@ -201,8 +204,6 @@ def run_study(grid_path: str | Path, *, executor: str | None = None, address: st
         status = node_status(plan, store)
         write_json_atomic(run_dir / "plan.json", plan_json(plan, status))
         display.start(estimate(plan, status, store))
-        runner = make_executor(kind, address=address, max_retries=grid.executor.max_retries,
-                               workers=workers or grid.executor.workers, log_file=str(log_file))
         pending_cells = {c.id: set(c.nodes) for c in plan.cells}
         base_left = set(plan.base_evals.values())
         written: list[Path] = []
