@@ -253,10 +253,7 @@ class _Work:
         out_tokens = 60 if (step.annotator or "").endswith("_fn") else 1
         if step.judge_base_url is None and _is_local(step.judge):
             return seconds + self.prefill_seconds(calls * 1000) + calls * out_tokens / self.tp.generate_tokens_per_s, 0.0
-        from selbench.cost.prices import load_price_sheet
-
-        prices = _prices(grid.prices) if grid.prices is not None else load_price_sheet(None)
-        price = prices.api_price(step.judge)
+        price = price_sheet(grid.prices).api_price(step.judge)
         return seconds + calls * 0.05, calls * (1000 * price.input_per_1m + out_tokens * price.output_per_1m) / 1e6
 
 
@@ -266,15 +263,16 @@ def _is_local(judge: str) -> bool:
     return judge.startswith("hf://") or judge in model_asset_names() or Path(judge).is_dir()
 
 
-def _prices(value: Any) -> Any:
-    """The grid's `prices`: a price sheet file, or the sheet inline (same shape)."""
+def price_sheet(value: Any) -> Any:
+    """The grid's `prices`: None (the study's 8 USD/hour), a price sheet YAML file, or the sheet inline (same
+    shape, validated the same way)."""
     import tempfile
 
     import yaml
 
     from selbench.cost.prices import load_price_sheet
 
-    if isinstance(value, str):
+    if value is None or isinstance(value, str):
         return load_price_sheet(value)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
         yaml.safe_dump(value, fh)
@@ -288,11 +286,7 @@ def estimate(plan: Plan, status: dict[str, NodeStatus], store: StepStore, unregi
              device: str | None = None) -> Estimate:
     """Seconds and dollars of every node not cached, on this machine (or `device`)."""
     tp = measure_throughputs(store, plan.grid.model, device)
-    prices = _prices(plan.grid.prices) if plan.grid.prices is not None else None
-    if prices is None:
-        from selbench.cost.prices import PriceSheet
-
-        prices = PriceSheet()
+    prices = price_sheet(plan.grid.prices)
     rate = prices.node_rate(tp.device) / 3600.0
     work = _Work(plan, tp)
     seconds: dict[str, float] = {}

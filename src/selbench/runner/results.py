@@ -16,6 +16,9 @@ The base model is not a cell: its evaluations go to `base.parquet` and `base_ite
 1/0, LLMBar accuracy over both orders, head-to-head preference for the strategy's output in [0, 1] with the
 random model it met in `opponent_seed`).
 
+Dollars are the cost records' seconds and API tokens priced with the grid's price sheet (`prices`; the study's
+8 USD per node-hour by default), so changing the sheet re-prices a finished study without running anything.
+
 Column names are `selbench.analysis.tables`'s (the analysis reads them with its readers).
 """
 
@@ -61,15 +64,16 @@ def _read_json(path: str | Path) -> dict[str, Any]:
         return {}
 
 
-def selection_cost(manifest: dict[str, Any], select: Outcome | None) -> tuple[float, float]:
+def selection_cost(manifest: dict[str, Any], select: Outcome | None, prices: Any = None) -> tuple[float, float]:
     """(usd, seconds) of a selection: every scoring run and prerequisite model step it read (Cherry's
     pre-experienced model), each at its recorded cost, plus the select step."""
-    usd = seconds = 0.0
-    for info in [*(manifest.get("scores") or {}).values(), *(manifest.get("prerequisites") or {}).values()]:
-        usd += float((info.get("cost") or {}).get("usd", 0.0))
-        seconds += float((info.get("cost") or {}).get("wall_seconds", 0.0))
-    own = select.result.cost if select is not None and select.result is not None else {}
-    return usd + float(own.get("usd", 0.0)), seconds + float(own.get("wall_seconds", 0.0))
+    from selbench.cost.tables import price_usd
+
+    records = [info.get("cost") or {} for info in
+               [*(manifest.get("scores") or {}).values(), *(manifest.get("prerequisites") or {}).values()]]
+    records.append(select.result.cost if select is not None and select.result is not None else {})
+    return (sum(price_usd(r, prices) for r in records if r),
+            sum(float(r.get("wall_seconds", 0.0)) for r in records))
 
 
 def projected_full_cost(dataset_manifest: dict[str, Any], train_stats: dict[str, Any], train_cost: dict[str, Any],
@@ -101,7 +105,10 @@ class ResultsTables:
     """Rows of every finished cell, rewritten to the run folder each time a cell finishes."""
 
     def __init__(self, plan: Plan) -> None:
+        from selbench.runner.estimate import price_sheet
+
         self.plan = plan
+        self.prices = price_sheet(plan.grid.prices) if plan.grid.prices is not None else None
         self.rows: dict[str, list[dict[str, Any]]] = {}
         self.items: dict[str, list[dict[str, Any]]] = {}
         self.base_rows: list[dict[str, Any]] = []
@@ -110,9 +117,9 @@ class ResultsTables:
     def add_cell(self, cell: Cell, outcomes: dict[str, Outcome]) -> None:
         manifest = _read_json(cell.selection_path)
         dataset = _read_json(Path(self.plan.run_dir / "data" / cell.dataset / "manifest.json"))
-        sel_usd, sel_seconds = selection_cost(manifest, outcomes.get(cell.selection))
+        sel_usd, sel_seconds = selection_cost(manifest, outcomes.get(cell.selection), self.prices)
         train = outcomes[cell.train].result
-        train_stats, train_cost = (train.stats, train.cost) if train is not None else ({}, {})
+        train_stats, train_cost = (train.stats, self._priced(train.cost)) if train is not None else ({}, {})
         config = self.plan.nodes[cell.train].step.train_config
         base = {"dataset": cell.dataset, "budget": int(manifest.get("budget") or cell.budget or 0) or None,
                 "strategy": cell.strategy, "seed": cell.seed, "preset": cell.preset, "lora": cell.lora}
@@ -124,6 +131,12 @@ class ResultsTables:
                   "n_selected": len(manifest.get("ids") or []) or None, "cell": cell.id, "model": cell.model_path}
         self.rows[cell.id], self.items[cell.id] = self._benchmark_rows(common, base, cell.id, cell.evals, outcomes)
 
+    def _priced(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The cost record with `usd` under the grid's price sheet."""
+        from selbench.cost.tables import price_usd
+
+        return {**record, "usd": price_usd(record, self.prices)} if record else {}
+
     def add_base(self, outcomes: dict[str, Outcome]) -> None:
         base = {**dict.fromkeys(T.CELL_COLUMNS), T.STRATEGY: BASE}
         common = {**base, "ids_sha256": None, "n_selected": None, "cell": BASE, "model": self.plan.grid.model,
@@ -131,8 +144,7 @@ class ResultsTables:
         done = {b: n for b, n in self.plan.base_evals.items() if n in outcomes and outcomes[n].ok}
         self.base_rows, self.base_items = self._benchmark_rows(common, base, BASE, done, outcomes)
 
-    @staticmethod
-    def _benchmark_rows(common: dict[str, Any], base: dict[str, Any], cell_id: str, evals: dict[str, str],
+    def _benchmark_rows(self, common: dict[str, Any], base: dict[str, Any], cell_id: str, evals: dict[str, str],
                         outcomes: dict[str, Outcome]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         from selbench.runner.interim_evals import read_items
 
@@ -144,7 +156,7 @@ class ResultsTables:
             for metric, value in sorted((result.stats.get("metrics") or {}).items()):
                 rows.append({**common, "benchmark": benchmark, "metric": metric,
                              "value": None if value is None else float(value),
-                             "eval_cost_usd": float(result.cost.get("usd", 0.0))})
+                             "eval_cost_usd": float(self._priced(result.cost).get("usd", 0.0))})
             for item in read_items(result.path):
                 items.append({**base, "benchmark": benchmark, "item": str(item["item"]),
                               "score": float(item["score"]), "opponent_seed": item.get("opponent_seed"),
