@@ -233,7 +233,8 @@ class _Work:
         step, grid = node.step, self.plan.grid
         if node.benchmark == "ifeval":
             n = step.limit or BENCHMARK_SIZES["ifeval"]
-            return self.generate_seconds(n, step.max_new_tokens), 0.0
+            max_new_tokens = step.generation.max_new_tokens if step.generation is not None else 1024
+            return self.generate_seconds(n, max_new_tokens), 0.0
         if node.benchmark == "llmbar":
             n = step.limit or BENCHMARK_SIZES[f"llmbar-{step.subset}"]
             if step.subset == "adversarial" and step.limit:

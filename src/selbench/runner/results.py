@@ -33,6 +33,7 @@ from typing import Any
 from selbench.analysis import tables as T
 from selbench.runner.executors import Outcome
 from selbench.runner.plan import Cell, Plan
+from selbench.store import StepStore
 
 RESULTS_FILE = "results.parquet"
 ITEMS_FILE = "items.parquet"
@@ -101,6 +102,22 @@ def projected_full_cost(dataset_manifest: dict[str, Any], train_stats: dict[str,
     return full_seconds * usd_per_second
 
 
+# The metrics of each benchmark that become results rows (all higher-is-better); benchmarks not listed give
+# every number their step reports under `metrics` (the OpenLLM tasks, the head-to-head's win rates).
+HEADLINES = {"ifeval": ("prompt_strict", "inst_strict", "prompt_loose", "inst_loose"),
+             "llmbar": ("accuracy", "agreement")}
+
+
+def headline_metrics(benchmark: str, result: Any) -> list[tuple[str, float | None]]:
+    """(metric, value) rows of a finished evaluation step: its `metrics.json` (stage steps) or its stats'
+    `metrics` (the runner's own steps)."""
+    found = result.stats.get("metrics")
+    if found is None:
+        found = _read_json(result.path / "metrics.json")
+    names = HEADLINES.get(benchmark) or sorted(found)
+    return [(name, found.get(name)) for name in names if name in found and not isinstance(found[name], dict)]
+
+
 class ResultsTables:
     """Rows of every finished cell, rewritten to the run folder each time a cell finishes."""
 
@@ -144,20 +161,31 @@ class ResultsTables:
         done = {b: n for b, n in self.plan.base_evals.items() if n in outcomes and outcomes[n].ok}
         self.base_rows, self.base_items = self._benchmark_rows(common, base, BASE, done, outcomes)
 
+    def _eval_cost(self, result: Any) -> float:
+        """Dollars of an evaluation: its step, plus the generation step it read (IFEval keeps them apart)."""
+        usd = float(self._priced(result.cost).get("usd", 0.0))
+        generation = result.stats.get("generation_key")
+        if generation:
+            found = StepStore(result.path.parents[2]).lookup("generate", generation)
+            if found is not None:
+                usd += float(self._priced(found.cost).get("usd", 0.0))
+        return usd
+
     def _benchmark_rows(self, common: dict[str, Any], base: dict[str, Any], cell_id: str, evals: dict[str, str],
                         outcomes: dict[str, Outcome]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        from selbench.runner.interim_evals import read_items
+        from selbench.evaluation.base import ITEMS_FILE as STEP_ITEMS
+        from selbench.evaluation.base import read_items
 
         rows, items = [], []
         for benchmark, node_id in evals.items():
             result = outcomes[node_id].result
             if result is None:
                 continue
-            for metric, value in sorted((result.stats.get("metrics") or {}).items()):
+            cost = self._eval_cost(result)
+            for metric, value in headline_metrics(benchmark, result):
                 rows.append({**common, "benchmark": benchmark, "metric": metric,
-                             "value": None if value is None else float(value),
-                             "eval_cost_usd": float(self._priced(result.cost).get("usd", 0.0))})
-            for item in read_items(result.path):
+                             "value": None if value is None else float(value), "eval_cost_usd": cost})
+            for item in read_items(result.path) if (result.path / STEP_ITEMS).is_file() else ():
                 items.append({**base, "benchmark": benchmark, "item": str(item["item"]),
                               "score": float(item["score"]), "opponent_seed": item.get("opponent_seed"),
                               "cell": cell_id})
