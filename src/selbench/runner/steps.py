@@ -131,7 +131,10 @@ class RunIFEvalStep(IFEvalStep):
 
     def key_parts(self) -> tuple[dict[str, Any], dict[str, Any]]:
         if self.model is not None:
+            from selbench.generation.cached import model_fingerprint_when_ready
+
             model_ready(self.model)
+            model_fingerprint_when_ready(self.model)  # a hub model offline fails here, before the prompts
         inputs = self.inputs()
         return _canonical(self.config(), inputs)
 
