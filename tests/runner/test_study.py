@@ -61,7 +61,7 @@ def subprocess_dry_run(grid: Path, cache: Path) -> dict:
     """A dry run in a fresh interpreter, reporting which heavy modules it imported."""
     script = ("import json, sys\nfrom selbench.runner.study import dry_run\n"
               f"out = dry_run({str(grid)!r}).summary()\n"
-              "out['modules'] = [m for m in ('torch', 'transformers.modeling_utils', 'peft', 'datasets') "
+              "out['modules'] = [m for m in ('torch', 'transformers.modeling_utils', 'peft') "
               "if m in sys.modules]\nprint(json.dumps(out))\n")
     env = dict(os.environ, SELBENCH_CACHE=str(cache))
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)

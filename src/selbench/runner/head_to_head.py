@@ -104,14 +104,19 @@ class HeadToHeadStep(Step):
             yield self.judge, server.base_url
 
     def compute(self, tmp: Path, store: StepStore) -> dict[str, Any]:
+        import inspect
+
         from selbench.cost import CostMeter
         from selbench.evaluation.alpacaeval import ANNOTATOR, evaluate_head_to_head
 
+        options = {}
+        if "judge_api_key_env" in inspect.signature(evaluate_head_to_head).parameters:
+            options["judge_api_key_env"] = self.judge_api_key_env
         with CostMeter(self.name) as meter, self._endpoint() as (judge, base_url):
             result = evaluate_head_to_head(
                 self.model, list(self.randoms), judge=judge, judge_base_url=base_url, limit=self.limit,
                 seed=self.seed, max_new_tokens=self.max_new_tokens, judge_workers=self.judge_workers,
-                protocol=self.protocol, annotator=self.annotator or ANNOTATOR)
+                protocol=self.protocol, annotator=self.annotator or ANNOTATOR, **options)
         # Preferences are in [1, 2], 2 = the strategy's output (output_2) preferred: score = its win share.
         seed_of = {str(path): seed for path, seed in zip(self.randoms, self.random_seeds, strict=True)}
         write_items(tmp, [{"item": str(i), "score": float(p) - 1.0, "opponent_seed": seed_of.get(str(opponent))}

@@ -114,12 +114,11 @@ class LinkedTrainStep(TrainStep):
 
 @functools.lru_cache(maxsize=8)
 def _prompt_set(prompts: str | None) -> list[Any]:
-    """IFEval's prompts, loaded and checked once per process."""
-    from selbench.evaluation.ifeval import check_prompts, load_prompts
+    """IFEval's prompts, read once per process (checked when a step computes: building the checkers writes
+    NLTK's data into the cache, which a dry run must not)."""
+    from selbench.evaluation.ifeval import load_prompts
 
-    loaded = load_prompts(prompts)
-    check_prompts(loaded)
-    return loaded
+    return load_prompts(prompts)
 
 
 @dataclass(frozen=True)
@@ -128,6 +127,12 @@ class RunIFEvalStep(IFEvalStep):
 
     def prompt_set(self) -> list[Any]:
         return _prompt_set(self.prompts)
+
+    def compute(self, tmp: Path, store: StepStore) -> dict[str, Any]:
+        from selbench.evaluation.ifeval import check_prompts
+
+        check_prompts(self.prompt_set())  # a bad prompts file fails before any generation
+        return super().compute(tmp, store)
 
     def key_parts(self) -> tuple[dict[str, Any], dict[str, Any]]:
         if self.model is not None:
