@@ -41,8 +41,10 @@ log = logging.getLogger(__name__)
 # Documented defaults, per device kind, for a model of `reference_params` parameters, per node of the price
 # sheet (the study's node: 8 A6000 GPUs; `prefill_speedup`: prompt tokens per generated token per second).
 DEFAULTS: dict[str, dict[str, float]] = {
-    # SmolLM2-135M on 2 CPU cores (LoRA, fp32; HF generate, batch 8), measured on the development machine.
-    "cpu": {"reference_params": 135e6, "train_tokens_per_s": 400.0, "generate_tokens_per_s": 25.0,
+    # SmolLM2-135M on the shared 2-core development machine (load ~12; LoRA, fp32, 256 tokens; HF generate,
+    # batch 4): 29-35 training tokens/s, ~12 new tokens/s. An idle machine is several times faster; after the
+    # first steps the estimate uses this machine's own records instead. Prefill speed-up: an assumption.
+    "cpu": {"reference_params": 135e6, "train_tokens_per_s": 32.0, "generate_tokens_per_s": 12.0,
             "prefill_speedup": 40.0},
     # LLaMA-2-7B on an 8-GPU A6000/A100-class node (bf16, data parallel; HF generate, batch 8 per GPU).
     "cuda": {"reference_params": 7e9, "train_tokens_per_s": 10_000.0, "generate_tokens_per_s": 1_600.0,
