@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-_BATCH = 512
+_BATCH = 4096
 
 
 def tokenizer_id() -> str:
@@ -42,19 +42,35 @@ def summarize(lengths: Sequence[int] | np.ndarray) -> dict[str, float | int]:
     }
 
 
-def token_lengths(texts: Sequence[str], tokenizer: Any = None) -> np.ndarray:
-    """Number of GPT-2 BPE tokens of each text (no special tokens)."""
-    if tokenizer is None:
-        from selbench.assets.tiny import build_tiny_tokenizer
+def stats_tokenizer() -> Any:
+    """The packaged GPT-2 BPE tokenizer that length statistics count with."""
+    from selbench.assets.tiny import build_tiny_tokenizer
 
-        tokenizer = build_tiny_tokenizer(chat_template=False)
-        tokenizer.model_max_length = 1 << 40  # silence the "longer than the maximum" warning: we only count
+    tokenizer = build_tiny_tokenizer(chat_template=False)
+    tokenizer.model_max_length = 1 << 40  # silence the "longer than the maximum" warning: we only count
+    return tokenizer
+
+
+def token_lengths(texts: Sequence[str], tokenizer: Any = None, *, progress: bool = True) -> np.ndarray:
+    """Number of GPT-2 BPE tokens of each text (no special tokens).
+
+    A fast (Rust) tokenizer is called directly, without offsets or Python-side encodings: the counts are
+    those of `tokenizer(texts, add_special_tokens=False)`, at a fraction of the cost.
+    """
+    if tokenizer is None:
+        tokenizer = stats_tokenizer()
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    encode_fast = getattr(backend, "encode_batch_fast", None)
     from tqdm.auto import tqdm
 
     out = np.zeros(len(texts), dtype=np.int64)
     starts = range(0, len(texts), _BATCH)
-    for start in tqdm(starts, desc="counting tokens", unit=" batch", disable=None if len(texts) > 4 * _BATCH else True):
+    show = None if progress and len(texts) > 4 * _BATCH else True
+    for start in tqdm(starts, desc="counting tokens", unit=" batch", disable=show):
         batch = list(texts[start : start + _BATCH])
-        ids = tokenizer(batch, add_special_tokens=False)["input_ids"]
-        out[start : start + len(batch)] = [len(x) for x in ids]
+        if encode_fast is not None:
+            counts = [len(encoding) for encoding in encode_fast(batch, add_special_tokens=False)]
+        else:
+            counts = [len(x) for x in tokenizer(batch, add_special_tokens=False)["input_ids"]]
+        out[start : start + len(batch)] = counts
     return out

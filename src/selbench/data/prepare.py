@@ -15,11 +15,14 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from selbench.data.base import DEFAULT_MAX_CHARS, DEFAULT_MAX_PER_TASK, Loader, LoaderConfig, get_loader
-from selbench.data.schema import Example, rows_sha256, write_examples
+from selbench.data.schema import Example
 from selbench.errors import InputError
 
 if TYPE_CHECKING:
@@ -123,43 +126,95 @@ def prepare(
     return {**manifest, "cached": result.cached, "seconds": round(time.perf_counter() - started, 3), "out": str(out_dir)}
 
 
+BATCH = 8192  # examples converted, hashed, token-counted and written together
+
+
 def _compute(tmp: Path, loader: Loader, read_from: str | Path, input_name: str, config: LoaderConfig, skip_invalid: bool) -> dict[str, Any]:
+    """Stream the loader's records into `tmp/data.parquet` a batch at a time.
+
+    Memory is bounded by a batch and a Parquet row group, plus per example one id (16 bytes, to find
+    duplicates) and two token counts (8 bytes, for the median and p90): a million examples cost ~25 MB more
+    than a thousand.
+    """
     from tqdm.auto import tqdm
 
     from selbench.cost import CostMeter
-    from selbench.data.lengths import summarize, token_lengths, tokenizer_id
+    from selbench.data.lengths import stats_tokenizer, summarize, token_lengths, tokenizer_id
+    from selbench.data.schema import ExampleWriter
 
-    examples: list[Example] = []
     dropped: Counter[str] = Counter()
     truncated = None
+    tasks: Counter[str] = Counter()
+    sources: Counter[str] = Counter()
+    n_multi_turn = 0
+    prompt_counts: list[np.ndarray] = []
+    output_counts: list[np.ndarray] = []
+    tokenizer = stats_tokenizer()
+    batch: list[Example] = []
+    # Token counting (Rust, without the GIL) runs on a worker thread while the next batch is read and
+    # converted; one batch at most is in flight.
+    counting = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare-tokens")
+    in_flight: list[Future] = []
+
+    def count(prompts: list[str], outputs: list[str]) -> None:
+        prompt_counts.append(token_lengths(prompts, tokenizer, progress=False).astype(np.int32))
+        output_counts.append(token_lengths(outputs, tokenizer, progress=False).astype(np.int32))
+
+    def wait_counting() -> None:
+        while in_flight:
+            in_flight.pop().result()
+
+    def flush() -> None:
+        nonlocal n_multi_turn
+        if not batch:
+            return
+        writer.write(batch)
+        prompts, outputs = [_prompt(e) for e in batch], [e.output for e in batch]
+        wait_counting()  # keeps the counts in batch order
+        in_flight.append(counting.submit(count, prompts, outputs))
+        tasks.update(e.task for e in batch if e.task)
+        sources.update(e.source for e in batch)
+        n_multi_turn += sum(len(e.messages) > 2 for e in batch)
+        batch.clear()
+
     with CostMeter(STEP) as meter:
-        records = tqdm(loader(read_from, config), desc=f"prepare {getattr(loader, 'name', 'data')}", unit=" rec", disable=None, mininterval=1.0)
-        for line, item in records:
-            if isinstance(item, Example):
-                examples.append(item)
-                continue
-            if item.invalid and not skip_invalid:
-                raise InputError(f"{item.message} [{item.reason}; --skip-invalid drops such records]", path=input_name, line=line, field=item.field)
-            dropped[item.reason] += 1
-            if item.reason == "truncated":
-                truncated = {"line": line, "message": item.message}
-            log.debug("%s:%d dropped (%s): %s", input_name, line, item.reason, item.message)
-        if not examples:
+        writer = ExampleWriter(tmp / DATA_FILE)
+        try:
+            records = tqdm(loader(read_from, config), desc=f"prepare {getattr(loader, 'name', 'data')}", unit=" rec", disable=None, mininterval=1.0)
+            for line, item in records:
+                if isinstance(item, Example):
+                    batch.append(item)
+                    if len(batch) >= BATCH:
+                        flush()
+                    continue
+                if item.invalid and not skip_invalid:
+                    raise InputError(f"{item.message} [{item.reason}; --skip-invalid drops such records]", path=input_name, line=line, field=item.field)
+                dropped[item.reason] += 1
+                if item.reason == "truncated":
+                    truncated = {"line": line, "message": item.message}
+                log.debug("%s:%d dropped (%s): %s", input_name, line, item.reason, item.message)
+            flush()
+            wait_counting()
+        except BaseException:
+            writer.abort()
+            raise
+        finally:
+            counting.shutdown(wait=True, cancel_futures=True)
+        sha256 = writer.close()
+        if not writer.n:
             raise InputError(f"no usable examples (dropped: {dict(dropped) or 'none'})", path=input_name)
-        write_examples(examples, tmp / DATA_FILE)
-        prompt_tokens = token_lengths([_prompt(e) for e in examples])
-        output_tokens = token_lengths([e.output for e in examples])
-        meter.add_tokens(int(prompt_tokens.sum() + output_tokens.sum()))
-    tasks = Counter(e.task for e in examples if e.task)
+        prompt_tokens = np.concatenate(prompt_counts)
+        output_tokens = np.concatenate(output_counts)
+        meter.add_tokens(int(prompt_tokens.sum(dtype=np.int64) + output_tokens.sum(dtype=np.int64)))
     return {
-        "n": len(examples),
+        "n": writer.n,
         "n_dropped": sum(dropped.values()),
         "dropped": dict(sorted(dropped.items())),
         "truncated": truncated,
-        "sha256": rows_sha256(examples),
-        "sources": dict(Counter(e.source for e in examples)),
+        "sha256": sha256,
+        "sources": dict(sources),
         "tasks": dict(sorted(tasks.items())),
-        "n_multi_turn": sum(len(e.messages) > 2 for e in examples),
+        "n_multi_turn": n_multi_turn,
         "tokens": {"tokenizer": tokenizer_id(), "instruction_input": summarize(prompt_tokens), "output": summarize(output_tokens)},
         "cost": meter.record.to_dict(),
     }

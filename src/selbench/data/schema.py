@@ -116,21 +116,141 @@ def arrow_schema():
     )
 
 
-def write_examples(examples: Iterable[Example], path: str | Path) -> None:
-    """Write examples to Parquet atomically (temporary file in the same folder, then rename)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+ROW_GROUP_SIZE = 65_536  # rows per Parquet row group: readers stream the file a row group at a time
+_ROW_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# Between two rows of a JSON list of rows: nowhere else, since "id" is the first key of a row only and a
+# quote inside a string value is escaped.
+_ROW_BOUNDARY = '},{"id":"'
 
+
+def rows_text(examples: Sequence[Example]) -> str:
+    """The rows' canonical JSON (`selbench.hashing.canonical_json` of `to_row()`), newline-joined.
+
+    One encoder call for the whole batch; the list's row separators become newlines (see `_ROW_BOUNDARY`).
+
+    >>> from selbench.hashing import canonical_json
+    >>> rows = [Example("a", "b"), Example("c", 'say "},{\\"id\\":\\"" twice')]
+    >>> rows_text(rows) == "\\n".join(canonical_json(e.to_row()) for e in rows)
+    True
+    """
+    if not examples:
+        return ""
+    return _ROW_JSON.encode([e.to_row() for e in examples])[1:-1].replace(_ROW_BOUNDARY, '}\n{"id":"')
+
+
+def examples_batch(examples: Sequence[Example]):
+    """The examples as one `pyarrow.RecordBatch` of `arrow_schema()`, built column by column."""
+    import numpy as np
+    import pyarrow as pa
+
+    schema = arrow_schema()
+    message_type = schema.field("messages").type
+    counts = np.fromiter((len(e.messages) for e in examples), dtype=np.int32, count=len(examples))
+    offsets = np.zeros(len(examples) + 1, dtype=np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    turns = [m for e in examples for m in e.messages]
+    message_values = pa.StructArray.from_arrays(
+        [pa.array([m["role"] for m in turns], pa.string()), pa.array([m["content"] for m in turns], pa.string())],
+        fields=list(message_type.value_type),
+    )
+    columns = {
+        "id": [e.id for e in examples],
+        "source": [e.source for e in examples],
+        "instruction": [e.instruction for e in examples],
+        "input": [e.input for e in examples],
+        "output": [e.output for e in examples],
+        "task": [e.task for e in examples],
+        "meta": [e.meta for e in examples],
+    }
+    arrays = [
+        pa.ListArray.from_arrays(pa.array(offsets), message_values, type=message_type)
+        if name == "messages" else pa.array(columns[name], pa.string())
+        for name in schema.names
+    ]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+class ExampleWriter:
+    """Streams examples into a Parquet file, row group by row group, hashing them as `rows_sha256` does.
+
+    Memory is bounded by one row group, whatever the number of examples. Write to a temporary path and
+    rename it when done (`write_examples` does): a failed run leaves a partial file behind.
+
+    Args:
+        path: the Parquet file to write.
+        row_group_size: rows per row group.
+    """
+
+    def __init__(self, path: str | Path, row_group_size: int = ROW_GROUP_SIZE) -> None:
+        import hashlib
+
+        import pyarrow.parquet as pq
+
+        self._writer = pq.ParquetWriter(path, arrow_schema(), compression="zstd")
+        self._digest = hashlib.sha256()
+        self._pending: list[Any] = []
+        self._pending_rows = 0
+        self.row_group_size = row_group_size
+        self.n = 0
+
+    def write(self, examples: Sequence[Example]) -> None:
+        """Append examples (any number; they are buffered into row groups of `row_group_size`)."""
+        if not examples:
+            return
+        if self.n:
+            self._digest.update(b"\n")
+        self._digest.update(rows_text(examples).encode("utf-8"))
+        self.n += len(examples)
+        batch = examples_batch(examples)
+        self._pending.append(batch)
+        self._pending_rows += batch.num_rows
+        if self._pending_rows >= self.row_group_size:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        if self._pending_rows:
+            self._writer.write_table(pa.Table.from_batches(self._pending), row_group_size=self.row_group_size)
+        self._pending, self._pending_rows = [], 0
+
+    def close(self) -> str:
+        """Finish the file; return the rows' content hash (`rows_sha256` of everything written)."""
+        try:
+            self._flush()
+        finally:
+            self._writer.close()
+        return self._digest.hexdigest()
+
+    def abort(self) -> None:
+        """Close the file without writing what is buffered (after an error)."""
+        self._pending, self._pending_rows = [], 0
+        self._writer.close()
+
+
+def write_examples(examples: Iterable[Example], path: str | Path, *, batch_size: int = 8192) -> str:
+    """Write examples to Parquet atomically (temporary file in the same folder, then rename); return
+    their `rows_sha256`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = [e.to_row() for e in examples]
-    table = pa.Table.from_pylist(rows, schema=arrow_schema())
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    writer = ExampleWriter(tmp)
     try:
-        pq.write_table(table, tmp, compression="zstd")
+        batch: list[Example] = []
+        for example in examples:
+            batch.append(example)
+            if len(batch) >= batch_size:
+                writer.write(batch)
+                batch = []
+        writer.write(batch)
+        digest = writer.close()
         os.replace(tmp, path)
+    except BaseException:
+        writer.abort()
+        raise
     finally:
         tmp.unlink(missing_ok=True)
+    return digest
 
 
 def read_examples(path: str | Path) -> list[Example]:
@@ -147,7 +267,7 @@ def read_examples(path: str | Path) -> list[Example]:
     return [Example.from_row(r) for r in pq.read_table(path).to_pylist()]
 
 
-def rows_sha256(examples: Iterable[Example]) -> str:
+def rows_sha256(examples: Iterable[Example], *, batch_size: int = 8192) -> str:
     """The dataset content hash: sha256 over the canonical JSON of each row, newline-joined, in order.
 
     Defined on rows rather than on Parquet bytes, which change with the pyarrow version and compression.
@@ -156,14 +276,16 @@ def rows_sha256(examples: Iterable[Example]) -> str:
     True
     """
     import hashlib
-
-    from selbench.hashing import canonical_json
+    from itertools import islice
 
     digest = hashlib.sha256()
-    for i, example in enumerate(examples):
-        if i:
+    iterator = iter(examples)
+    first = True
+    while batch := list(islice(iterator, batch_size)):
+        if not first:
             digest.update(b"\n")
-        digest.update(canonical_json(example.to_row()).encode("utf-8"))
+        digest.update(rows_text(batch).encode("utf-8"))
+        first = False
     return digest.hexdigest()
 
 
