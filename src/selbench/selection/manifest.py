@@ -28,9 +28,9 @@ import numpy as np
 from selbench.cost import CostMeter, CostRecord, PriceSheet
 from selbench.errors import InputError
 from selbench.hashing import sha256_lines
-from selbench.store import StepStore, write_json_atomic
 from selbench.scoring.base import compute_scores, prepared_data_file, read_scores
 from selbench.selection.base import STRATEGIES, Pool, strategy_params
+from selbench.store import StepStore, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -85,23 +85,44 @@ def manifest_names(paths: Sequence[str | Path]) -> list[str]:
     return names
 
 
-def _against_indices(paths: Sequence[str | Path], index_of: Mapping[str, int], dataset_sha: str,
-                     names: Sequence[str]) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+def _against_indices(paths: Sequence[str | Path], pool_ids: Any, dataset_sha: str, names: Sequence[str]
+                     ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]], dict[str, list[str]]]:
+    """Each `--against` manifest's pool indices (in its selection order), description and ids.
+
+    `pool_ids` is the dataset's id column as a pyarrow array: ids are mapped onto it in Arrow, without a
+    Python dict of the whole pool.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     indices: dict[str, np.ndarray] = {}
     described: dict[str, dict[str, Any]] = {}
+    selected: dict[str, list[str]] = {}
     for path, name in zip(paths, names, strict=True):
         manifest = load_manifest(path)
         if manifest["dataset"]["sha256"] != dataset_sha:
             raise InputError(f"selects from dataset {manifest['dataset']['sha256'][:12]}, not from --data "
                              f"({dataset_sha[:12]})", path=path, field="dataset.sha256")
-        try:
-            indices[name] = np.fromiter((index_of[i] for i in manifest["ids"]), dtype=np.int64,
-                                        count=len(manifest["ids"]))
-        except KeyError as exc:
-            raise InputError(f"id {exc.args[0]!r} is not in the dataset", path=path, field="ids") from exc
+        found = pc.index_in(pa.array(manifest["ids"], pa.string()), value_set=pool_ids)
+        if found.null_count:
+            missing = manifest["ids"][int(np.flatnonzero(found.is_null().to_numpy(zero_copy_only=False))[0])]
+            raise InputError(f"id {missing!r} is not in the dataset", path=path, field="ids")
+        indices[name] = found.to_numpy().astype(np.int64, copy=False)
         described[name] = {"path": str(path), "strategy": manifest["strategy"], "budget": manifest["budget"],
                            "ids_sha256": manifest["ids_sha256"]}
-    return indices, described
+        selected[name] = manifest["ids"]
+    return indices, described, selected
+
+
+def _same_ids(score_ids: Any, pool_ids: Any) -> bool:
+    """Whether a scores table's ids (a list or an Arrow array) are the pool's ids, in order."""
+    import pyarrow as pa
+
+    if isinstance(score_ids, pa.ChunkedArray):
+        score_ids = score_ids.combine_chunks()
+    if not isinstance(score_ids, pa.Array):
+        score_ids = pa.array(score_ids, pa.string())
+    return len(score_ids) == len(pool_ids) and score_ids.cast(pa.string()).equals(pool_ids.cast(pa.string()))
 
 
 def run_selection(
@@ -141,7 +162,8 @@ def run_selection(
     started = time.perf_counter()
     store = store or StepStore()
     data_file = prepared_data_file(data)
-    ids: list[str] = pq.read_table(data_file, columns=["id"]).column("id").to_pylist()
+    # The pool's ids stay an Arrow array (~20 bytes an id): only selected ids become Python strings.
+    ids = pq.read_table(data_file, columns=["id"]).column("id").combine_chunks()
     n = len(ids)
     budget = n if budget is None else int(budget)
     if budget < 1 or budget > n:
@@ -156,8 +178,7 @@ def run_selection(
     dataset_sha = dataset_sha256(data_file.parent)
 
     names = manifest_names(against)
-    index_of = {example_id: i for i, example_id in enumerate(ids)} if against else {}
-    against_idx, against_info = _against_indices(against, index_of, dataset_sha, names)
+    against_idx, against_info, against_ids = _against_indices(against, ids, dataset_sha, names)
     reference = getattr(strategy, "reference_budget", None)
     if reference is not None:
         for name, sel in against_idx.items():
@@ -172,7 +193,7 @@ def run_selection(
     for role, (scorer, options) in strategy.score_requests().items():
         result = compute_scores(data_file.parent, scorer, options, store, prices=prices)
         score_ids, columns = read_scores(result.path)
-        if score_ids != ids:
+        if not _same_ids(score_ids, ids):
             raise InputError(
                 f"does not hold the examples its cached scores were computed on ({result.path}): run `selbench "
                 "data prepare` again",
@@ -194,7 +215,7 @@ def run_selection(
             assert len(indices) == budget and len(np.unique(indices)) == budget, (
                 f"strategy {strategy_name} returned {len(indices)} indices ({len(np.unique(indices))} unique) "
                 f"for budget {budget}")
-            chosen = [ids[i] for i in indices]
+            chosen = ids.take(indices).to_pylist()
             write_json_atomic(tmp / SELECTION_FILE, {"ids": chosen, "fallback": selection.fallback,
                                                      "info": selection.info}, indent=None)
         return {"n_selected": budget, "fallback": selection.fallback, "cost": meter.record.to_dict()}
@@ -209,7 +230,7 @@ def run_selection(
     stored = json.loads((step.path / SELECTION_FILE).read_text(encoding="utf-8"))
     chosen_ids: list[str] = stored["ids"]
     chosen_set = set(chosen_ids)
-    overlap = {name: sum(ids[i] in chosen_set for i in against_idx[name]) / budget for name in names}
+    overlap = {name: sum(i in chosen_set for i in against_ids[name]) / budget for name in names}
 
     parts = [*call_costs, dict(step.cost)]
     total = CostRecord(step=f"{STEP}:{strategy_name}")
