@@ -29,7 +29,7 @@ from selbench.cost import CostMeter, CostRecord, PriceSheet
 from selbench.errors import InputError
 from selbench.hashing import sha256_lines
 from selbench.scoring.base import compute_scores, prepared_data_file, read_scores
-from selbench.selection.base import STRATEGIES, Pool, strategy_params
+from selbench.selection.base import STRATEGIES, Pool, strategy_params, strategy_rng
 from selbench.store import StepStore, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ def run_selection(
         budget: number of examples; None means the whole pool (only sensible for "full").
         out: manifest path (JSON), written atomically.
         params: strategy parameters (fields of its dataclass).
-        seed: seed of the strategy's random generator.
+        seed: seed of the strategy's random generator (a stream of its own: `selection.base.strategy_rng`).
         against: manifests of other selections, for the random baselines.
         store: the step store (default `$SELBENCH_CACHE`).
         prices: price sheet for the cost records.
@@ -210,7 +210,7 @@ def run_selection(
 
     def compute(tmp: Path) -> dict[str, Any]:
         with CostMeter(f"{STEP}:{strategy_name}", prices=prices) as meter:
-            selection = strategy.select(pool, budget, np.random.default_rng(seed))
+            selection = strategy.select(pool, budget, strategy_rng(strategy, seed, dataset_sha))
             indices = np.asarray(selection.indices, dtype=np.int64)
             assert len(indices) == budget and len(np.unique(indices)) == budget, (
                 f"strategy {strategy_name} returned {len(indices)} indices ({len(np.unique(indices))} unique) "

@@ -65,7 +65,7 @@ class StrictRandomStrategy:
     reference_budget: int = DEFAULT_REFERENCE_BUDGET
 
     name: ClassVar[str] = "strict-random"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2  # 2: a random stream of its own (strategy_rng), not the raw seed's
     uses_against: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
