@@ -64,7 +64,7 @@ def test_baselines_against_longest_share_ids_only_by_chance(make_pool, tmp_path)
         a = run_selection(pool, "random", budget, tmp_path / "r.json", seed=seed, against=[longest],
                           store=store).manifest["ids"]
         b = run_selection(pool, "strict-random", budget, tmp_path / "s.json", seed=seed, against=[longest],
-                          params={"reference_budget": budget}, store=store).manifest["ids"]
+                          store=store).manifest["ids"]
         assert not taken & set(b)
         shared.append(len(set(a) & set(b)))
         outside = len(set(a) - taken)

@@ -103,12 +103,15 @@ def strict_random(
     out: Path = OutOption,
     seed: int = SeedOption,
     against: list[Path] = AgainstOption,
-    reference_budget: int = typer.Option(10_000, "--reference-budget",
-                                         help="Leading ids of each --against selection to exclude."),
+    reference_budget: int | None = typer.Option(
+        None, "--reference-budget",
+        help="Exclude only the first K ids of each --against selection (the study's rule: the selections at "
+             "10,000); default: every id of every --against selection."),
     prices: Path | None = PricesOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """A uniform random subset of the examples none of the --against selections picked."""
+    """A uniform random subset of the examples none of the --against selections picked (with --reference-budget
+    K: none of their first K)."""
     _run("strict-random", data, budget, seed, out, as_json, prices,
          params={"reference_budget": reference_budget}, against=against)
 

@@ -180,7 +180,7 @@ def run_selection(
     names = manifest_names(against)
     against_idx, against_info, against_ids = _against_indices(against, ids, dataset_sha, names)
     reference = getattr(strategy, "reference_budget", None)
-    if reference is not None:
+    if reference is not None:  # an explicit reference budget says the selections were made at K or more
         for name, sel in against_idx.items():
             if len(sel) < min(reference, n):
                 raise InputError(f"selects {len(sel)} examples, fewer than --reference-budget {reference}: "
