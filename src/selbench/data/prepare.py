@@ -3,7 +3,8 @@
 Runs in the step store keyed by (source, loader config, tokenizer used for statistics, content hash of the
 input), so the same input is prepared once. Bad records stop the step with an `InputError` naming
 FILE:LINE and field, before anything is written under OUT; with `skip_invalid` they are dropped and counted
-by reason. The dataset hash (`sha256`) is `schema.rows_sha256` over the rows in order.
+by reason. Exact duplicates (same id) are always dropped and counted (`dropped.duplicate`; the first one is
+recorded as `first_duplicate`). The dataset hash (`sha256`) is `schema.rows_sha256` over the rows in order.
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from selbench.data.base import DEFAULT_MAX_CHARS, DEFAULT_MAX_PER_TASK, Loader, LoaderConfig, get_loader
+from selbench.data.base import (
+    DEFAULT_MAX_CHARS,
+    DEFAULT_MAX_PER_TASK,
+    DUPLICATE,
+    Loader,
+    LoaderConfig,
+    get_loader,
+)
 from selbench.data.schema import Example
 from selbench.errors import InputError
 
@@ -31,7 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STEP = "prepare"
-VERSION = 2  # 2: ShareGPT conversations opening with a gpt turn start at the next turn (FastChat)
+VERSION = 3  # 2: ShareGPT conversations opening with a gpt turn start at the next turn (FastChat)
+# 3: exact duplicates are dropped and counted for every source (they stopped non-ShareGPT sources before)
 DATA_FILE = "data.parquet"
 MANIFEST_FILE = "manifest.json"
 STATS_FILE = "stats.json"
@@ -143,7 +152,7 @@ def _compute(tmp: Path, loader: Loader, read_from: str | Path, input_name: str, 
     from selbench.data.schema import ExampleWriter
 
     dropped: Counter[str] = Counter()
-    truncated = None
+    truncated = first_duplicate = None
     tasks: Counter[str] = Counter()
     sources: Counter[str] = Counter()
     n_multi_turn = 0
@@ -192,6 +201,8 @@ def _compute(tmp: Path, loader: Loader, read_from: str | Path, input_name: str, 
                 dropped[item.reason] += 1
                 if item.reason == "truncated":
                     truncated = {"line": line, "message": item.message}
+                if item.reason == DUPLICATE and first_duplicate is None:
+                    first_duplicate = {"line": line, "message": item.message}
                 log.debug("%s:%d dropped (%s): %s", input_name, line, item.reason, item.message)
             flush()
             wait_counting()
@@ -211,6 +222,7 @@ def _compute(tmp: Path, loader: Loader, read_from: str | Path, input_name: str, 
         "n_dropped": sum(dropped.values()),
         "dropped": dict(sorted(dropped.items())),
         "truncated": truncated,
+        "first_duplicate": first_duplicate,
         "sha256": sha256,
         "sources": dict(sources),
         "tasks": dict(sorted(tasks.items())),

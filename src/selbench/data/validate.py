@@ -2,7 +2,8 @@
 
 Converters only map a source's fields (returning `Dropped` for a missing or wrong-typed field); the checks
 every source needs run here once: empty instruction or output (after strip), absurd length, content
-duplicates (same id twice: the first occurrence in file order is kept), and FLAN's per-task cap.
+duplicates (same id twice: the first occurrence in file order is kept; later ones are dropped and counted
+for every source, never fatal: duplicates are data, not bad input), and FLAN's per-task cap.
 """
 
 from __future__ import annotations
@@ -155,5 +156,5 @@ def _check(example: Example, config: LoaderConfig, first_line: SeenIds) -> Examp
         return Dropped(TOO_LONG, f"{chars} characters, more than max_chars={config.max_chars}")
     seen = first_line.get(example.id)
     if seen is not None:
-        return Dropped(DUPLICATE, f"same content as line {seen} (id {example.id})", field="id")
+        return Dropped(DUPLICATE, f"same content as line {seen} (id {example.id})", field="id", invalid=False)
     return example
