@@ -6,8 +6,9 @@ time, a 20-200 word answer; Zipf-distributed English words, a few accented and n
 words random letters), then runs each command as the CLI (`python -m selbench.cli.main ...`) in its own
 subprocess with its own step store, and reads that subprocess's peak RSS and wall time (`os.wait4`).
 
-Prints per command and size: seconds, records/s, peak RSS (MB); and per command the 1M/100k ratios of time
-(linear is 10) and peak RSS. Targets (issue 15 item 9): peak RSS at the largest size <= 2x that at the
+Prints per command and size: wall seconds, records/s, CPU seconds (user + system, every thread: less
+sensitive than wall time to other work on a shared machine), peak RSS (MB) and the load average when it
+started; and per command the 1M/100k ratios of time (linear is 10) and peak RSS. Targets (issue 15 item 9): peak RSS at the largest size <= 2x that at the
 smallest, for every command; `data prepare` >= 10,000 records/s at the largest size. Exit code 1 when a
 target is missed. Sizes smaller than the defaults work for a quick look (`--sizes 20000,200000`).
 
@@ -103,8 +104,9 @@ def generate(path: Path, n: int, seed: int = 0) -> int:
     return path.stat().st_size
 
 
-def run_measured(args: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Run `python -m selbench.cli.main ARGS` in a subprocess: (wall seconds, peak RSS in MB, stdout)."""
+def run_measured(args: list[str], env: dict[str, str]) -> tuple[float, float, float, str]:
+    """Run `python -m selbench.cli.main ARGS` in a subprocess: (wall seconds, CPU seconds (user + system, all
+    threads), peak RSS in MB, stdout)."""
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "selbench.cli.main", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -126,7 +128,7 @@ def run_measured(args: list[str], env: dict[str, str]) -> tuple[float, float, st
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} exited {proc.returncode}:\n{''.join(err)[-3000:]}")
-    return seconds, usage.ru_maxrss / 1024.0, "".join(out)
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0, "".join(out)
 
 
 def bench_size(root: Path, n: int, env: dict[str, str]) -> dict[str, tuple[float, float]]:
@@ -156,11 +158,13 @@ def bench_size(root: Path, n: int, env: dict[str, str]) -> dict[str, tuple[float
     }
     results: dict[str, tuple[float, float]] = {}
     for name, args in commands.items():
-        seconds, rss, stdout = run_measured(args, env)
+        load = os.getloadavg()[0]
+        seconds, cpu, rss, stdout = run_measured(args, env)
         results[name] = (seconds, rss)
         last = json.loads(stdout.strip().splitlines()[-1])
         extra = f"; {last['n']} examples, sha256 {last['sha256'][:16]}" if name == "data prepare" else ""
-        print(f"  {name:<26} {seconds:8.1f} s {n / seconds:10.0f} rec/s {rss:8.0f} MB{extra}", flush=True)
+        print(f"  {name:<26} {seconds:8.1f} s {n / seconds:10.0f} rec/s  cpu {cpu:7.1f} s {n / cpu:9.0f} rec/cpu-s "
+              f"{rss:7.0f} MB  (load {load:.1f}){extra}", flush=True)
     src.unlink()
     return results
 
@@ -176,7 +180,8 @@ def main() -> int:
     env = {**os.environ, "TQDM_DISABLE": "1"}
     try:
         baseline = run_measured(["--help"], env)
-        print(f"baseline (`selbench --help`): {baseline[0]:.1f} s, {baseline[1]:.0f} MB", flush=True)
+        print(f"baseline (`selbench --help`): {baseline[0]:.1f} s, {baseline[2]:.0f} MB; {os.cpu_count()} CPUs; wall "
+              "times depend on what else runs (load = 1-minute load average when the command started)", flush=True)
         table = {n: bench_size(root, n, env) for n in sizes}
     finally:
         if args.keep is None:

@@ -104,6 +104,24 @@ def test_prepare_key_changes_with_every_input(tmp_path, monkeypatch):
     assert len(set(variants.values())) == len(variants)
 
 
+def test_token_statistics_of_a_big_pool_describe_its_smallest_ids(tmp_path, monkeypatch):
+    """Over `lengths.SAMPLE_SIZE` examples the statistics are those of the SAMPLE_SIZE smallest ids: the same
+    whatever the input order, and what counting those examples directly gives."""
+    monkeypatch.setattr(lengths, "SAMPLE_SIZE", 40)
+    monkeypatch.setattr("selbench.data.prepare.BATCH", 16)  # several batches, so the sample is really streamed
+    rows = [{"instruction": f"Question {i}: " + "why " * (i % 7), "output": "because " * (i % 23 + 1)} for i in range(300)]
+    tokens = []
+    for name, order in (("fwd", rows), ("rev", rows[::-1])):
+        prepare("alpaca", _jsonl(tmp_path / f"{name}.jsonl", order), tmp_path / name)
+        tokens.append(json.loads((tmp_path / name / "manifest.json").read_text())["tokens"])
+    assert tokens[0] == tokens[1]
+    assert tokens[0]["sample"]["n"] == 40 and tokens[0]["sample"]["of"] == 300
+    smallest = sorted(read_examples(tmp_path / "fwd"), key=lambda e: e.id)[:40]
+    assert tokens[0]["output"] == lengths.summarize(lengths.token_lengths([e.output for e in smallest]))
+    prompts = [e.instruction if not e.input else f"{e.instruction}\n\n{e.input}" for e in smallest]
+    assert tokens[0]["instruction_input"] == lengths.summarize(lengths.token_lengths(prompts))
+
+
 DUPLICATE_SOURCES = {
     # source: (a record, the same content with other whitespace or extra fields, a different record)
     "alpaca": ({"instruction": "Q", "input": "", "output": "A"}, {"instruction": "Q ", "output": "A\r\n"}, {"instruction": "Q", "output": "B"}),

@@ -107,7 +107,9 @@ def _human_stats(result: dict[str, Any]) -> None:
     for reason, count in (result.get("dropped") or {}).items():
         console.print(f"  dropped {reason}: {count}")
     tokens = result.get("tokens") or {}
-    table = Table(title=f"token lengths ({tokens.get('tokenizer', '?')})")
+    sample = tokens.get("sample")
+    of = f"; a uniform sample of {sample['n']} of {sample['of']} examples" if sample else ""
+    table = Table(title=f"token lengths ({tokens.get('tokenizer', '?')}{of})")
     for col in ("", "count", "mean", "median", "p90", "max"):
         table.add_column(col)
     for part in ("instruction_input", "output"):

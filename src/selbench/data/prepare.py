@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 
 STEP = "prepare"
 VERSION = 3  # 2: ShareGPT conversations opening with a gpt turn start at the next turn (FastChat)
-# 3: exact duplicates are dropped and counted for every source (they stopped non-ShareGPT sources before)
+# 3: exact duplicates are dropped and counted for every source (they stopped non-ShareGPT sources before);
+#    token statistics of pools over lengths.SAMPLE_SIZE describe a uniform sample of that size
 DATA_FILE = "data.parquet"
 MANIFEST_FILE = "manifest.json"
 STATS_FILE = "stats.json"
@@ -141,14 +142,20 @@ BATCH = 8192  # examples converted, hashed, token-counted and written together
 def _compute(tmp: Path, loader: Loader, read_from: str | Path, input_name: str, config: LoaderConfig, skip_invalid: bool) -> dict[str, Any]:
     """Stream the loader's records into `tmp/data.parquet` a batch at a time.
 
-    Memory is bounded by a batch and a Parquet row group, plus per example one id (16 bytes, to find
-    duplicates) and two token counts (8 bytes, for the median and p90): a million examples cost ~25 MB more
-    than a thousand.
+    Memory is bounded by a batch and a Parquet row group, plus 16 bytes per example (its id, to find
+    duplicates) and the token sample (`lengths.TokenSample`, at most `lengths.SAMPLE_SIZE` examples).
     """
     from tqdm.auto import tqdm
 
     from selbench.cost import CostMeter
-    from selbench.data.lengths import stats_tokenizer, summarize, token_lengths, tokenizer_id
+    from selbench.data.lengths import (
+        TokenSample,
+        id_keys,
+        stats_tokenizer,
+        summarize,
+        token_lengths,
+        tokenizer_id,
+    )
     from selbench.data.schema import ExampleWriter
 
     dropped: Counter[str] = Counter()
@@ -156,18 +163,16 @@ def _compute(tmp: Path, loader: Loader, read_from: str | Path, input_name: str, 
     tasks: Counter[str] = Counter()
     sources: Counter[str] = Counter()
     n_multi_turn = 0
-    prompt_counts: list[np.ndarray] = []
-    output_counts: list[np.ndarray] = []
+    sample = TokenSample()
     tokenizer = stats_tokenizer()
     batch: list[Example] = []
     # Token counting (Rust, without the GIL) runs on a worker thread while the next batch is read and
-    # converted; one batch at most is in flight.
+    # converted; one batch at most is in flight, and batches are added to the sample in order.
     counting = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare-tokens")
     in_flight: list[Future] = []
 
-    def count(prompts: list[str], outputs: list[str]) -> None:
-        prompt_counts.append(token_lengths(prompts, tokenizer, progress=False).astype(np.int32))
-        output_counts.append(token_lengths(outputs, tokenizer, progress=False).astype(np.int32))
+    def count(keys: np.ndarray, prompts: list[str], outputs: list[str]) -> None:
+        sample.add(keys, token_lengths(prompts, tokenizer, progress=False), token_lengths(outputs, tokenizer, progress=False))
 
     def wait_counting() -> None:
         while in_flight:
@@ -178,12 +183,13 @@ def _compute(tmp: Path, loader: Loader, read_from: str | Path, input_name: str, 
         if not batch:
             return
         writer.write(batch)
-        prompts, outputs = [_prompt(e) for e in batch], [e.output for e in batch]
-        wait_counting()  # keeps the counts in batch order
-        in_flight.append(counting.submit(count, prompts, outputs))
         tasks.update(e.task for e in batch if e.task)
         sources.update(e.source for e in batch)
         n_multi_turn += sum(len(e.messages) > 2 for e in batch)
+        keys = id_keys([e.id for e in batch])
+        wait_counting()
+        chosen = np.flatnonzero(sample.wanted(keys))
+        in_flight.append(counting.submit(count, keys[chosen], [_prompt(batch[i]) for i in chosen], [batch[i].output for i in chosen]))
         batch.clear()
 
     with CostMeter(STEP) as meter:
@@ -214,9 +220,10 @@ def _compute(tmp: Path, loader: Loader, read_from: str | Path, input_name: str, 
         sha256 = writer.close()
         if not writer.n:
             raise InputError(f"no usable examples (dropped: {dict(dropped) or 'none'})", path=input_name)
-        prompt_tokens = np.concatenate(prompt_counts)
-        output_tokens = np.concatenate(output_counts)
-        meter.add_tokens(int(prompt_tokens.sum(dtype=np.int64) + output_tokens.sum(dtype=np.int64)))
+        meter.add_tokens(sample.tokens)
+    tokens: dict[str, Any] = {"tokenizer": tokenizer_id(), "instruction_input": summarize(sample.prompt), "output": summarize(sample.output)}
+    if len(sample.keys) < writer.n:
+        tokens["sample"] = {"n": len(sample.keys), "of": writer.n, "how": "the examples with the smallest ids (uniform: ids are content hashes)"}
     return {
         "n": writer.n,
         "n_dropped": sum(dropped.values()),
@@ -227,7 +234,7 @@ def _compute(tmp: Path, loader: Loader, read_from: str | Path, input_name: str, 
         "sources": dict(sources),
         "tasks": dict(sorted(tasks.items())),
         "n_multi_turn": n_multi_turn,
-        "tokens": {"tokenizer": tokenizer_id(), "instruction_input": summarize(prompt_tokens), "output": summarize(output_tokens)},
+        "tokens": tokens,
         "cost": meter.record.to_dict(),
     }
 

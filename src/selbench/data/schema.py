@@ -17,14 +17,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from selbench.hashing import sha256_json
+from selbench.hashing import sha256_json, sha256_text
 
 COLUMNS = ("id", "source", "instruction", "input", "output", "messages", "task", "meta")
 
 
 def _normalize(text: str) -> str:
     """NFC, unified newlines, stripped ends: whitespace noise must not change an id."""
-    return unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n")).strip()
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return unicodedata.normalize("NFC", text).strip()
+
+
+# What `canonical_json` (ensure_ascii=False) writes for a string; building the few fixed-shape objects below
+# from it gives the same text as `canonical_json` at a fraction of the cost, which matters a million times.
+_encode_str = json.encoder.encode_basestring
+
+
+def _id_json(instruction: str, input: str, output: str, messages: Sequence[dict[str, str]]) -> str:
+    """`canonical_json` of `example_id`'s payload (normalized texts; keys in sorted order)."""
+    text = '{"input":' + _encode_str(_normalize(input)) + ',"instruction":' + _encode_str(_normalize(instruction))
+    if messages:
+        turns = ",".join("[" + _encode_str(m["role"]) + "," + _encode_str(_normalize(m["content"])) + "]" for m in messages)
+        text += ',"messages":[' + turns + "]"
+    return text + ',"output":' + _encode_str(_normalize(output)) + "}"
 
 
 def example_id(instruction: str, input: str, output: str, messages: Sequence[dict[str, str]] = ()) -> str:
@@ -32,11 +48,20 @@ def example_id(instruction: str, input: str, output: str, messages: Sequence[dic
 
     >>> example_id("Say hi", "", "hi") == example_id("Say hi ", "", "hi\\r\\n")
     True
+    >>> from selbench.hashing import sha256_json, sha256_text
+    >>> turns = [{"role": "user", "content": "q "}, {"role": "assistant", "content": "é\\r\\nb"}]
+    >>> payload = {"instruction": "q", "input": "", "output": "a", "messages": [["user", "q"], ["assistant", "é\\nb"]]}
+    >>> example_id("q", "", "a", turns) == sha256_json(payload)[:16]
+    True
     """
-    payload: dict[str, Any] = {"instruction": _normalize(instruction), "input": _normalize(input), "output": _normalize(output)}
-    if messages:
-        payload["messages"] = [[m["role"], _normalize(m["content"])] for m in messages]
-    return sha256_json(payload)[:16]
+    try:
+        text = _id_json(instruction, input, output, messages)
+    except TypeError:  # a non-string somewhere: the generic encoder says what it makes of it
+        payload: dict[str, Any] = {"instruction": _normalize(instruction), "input": _normalize(input), "output": _normalize(output)}
+        if messages:
+            payload["messages"] = [[m["role"], _normalize(m["content"])] for m in messages]
+        return sha256_json(payload)[:16]
+    return sha256_text(text)[:16]
 
 
 @dataclass
@@ -117,25 +142,39 @@ def arrow_schema():
 
 
 ROW_GROUP_SIZE = 65_536  # rows per Parquet row group: readers stream the file a row group at a time
-_ROW_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-# Between two rows of a JSON list of rows: nowhere else, since "id" is the first key of a row only and a
-# quote inside a string value is escaped.
-_ROW_BOUNDARY = '},{"id":"'
+
+
+def row_json(example: Example) -> str:
+    """`selbench.hashing.canonical_json(example.to_row())`, written directly (about twice as fast).
+
+    >>> from selbench.hashing import canonical_json
+    >>> rows = [Example("a", "b"), Example("c", 'say "hi"\\n', input="é", task="t", meta='{"k": 1}')]
+    >>> all(row_json(e) == canonical_json(e.to_row()) for e in rows)
+    True
+    """
+    e = example
+    try:
+        instruction, output = _encode_str(e.instruction), _encode_str(e.output)
+        # A single-turn conversation holds the instruction (when there is no input) and the output themselves.
+        turns = ",".join(
+            '{"content":' + (output if m["content"] is e.output else instruction if m["content"] is e.instruction
+                             else _encode_str(m["content"])) + ',"role":' + _encode_str(m["role"]) + "}"
+            for m in e.messages
+        )
+        return (
+            '{"id":' + _encode_str(e.id) + ',"input":' + _encode_str(e.input) + ',"instruction":' + instruction
+            + ',"messages":[' + turns + '],"meta":' + _encode_str(e.meta) + ',"output":' + output
+            + ',"source":' + _encode_str(e.source) + ',"task":' + _encode_str(e.task) + "}"
+        )
+    except TypeError:  # a non-string field: the generic encoder decides
+        from selbench.hashing import canonical_json
+
+        return canonical_json(e.to_row())
 
 
 def rows_text(examples: Sequence[Example]) -> str:
-    """The rows' canonical JSON (`selbench.hashing.canonical_json` of `to_row()`), newline-joined.
-
-    One encoder call for the whole batch; the list's row separators become newlines (see `_ROW_BOUNDARY`).
-
-    >>> from selbench.hashing import canonical_json
-    >>> rows = [Example("a", "b"), Example("c", 'say "},{\\"id\\":\\"" twice')]
-    >>> rows_text(rows) == "\\n".join(canonical_json(e.to_row()) for e in rows)
-    True
-    """
-    if not examples:
-        return ""
-    return _ROW_JSON.encode([e.to_row() for e in examples])[1:-1].replace(_ROW_BOUNDARY, '}\n{"id":"')
+    """The rows' canonical JSON (`row_json`), newline-joined: what `rows_sha256` hashes."""
+    return "\n".join(row_json(e) for e in examples)
 
 
 def examples_batch(examples: Sequence[Example]):
