@@ -127,6 +127,52 @@ def full(
     _run("full", data, budget, seed, out, as_json, prices)
 
 
+@app.command("alpagasus")
+@handle_errors
+def alpagasus(
+    data: Path = DataOption,
+    out: Path = OutOption,
+    judge: str = typer.Option(..., "--judge", help="Judge model name at the endpoint (the study: gpt-4o)."),
+    budget: int | None = typer.Option(
+        None, "--budget", help="Examples to select (with --threshold: at most this many; default all that pass)."),
+    threshold: float | None = typer.Option(
+        None, "--threshold", help="Keep ratings >= this (AlpaGasus 4.5, the study 4); default: the top --budget."),
+    seed: int = typer.Option(0, "--seed", help="Shuffle that orders equal ratings (the study's: 42)."),
+    judge_base_url: str | None = typer.Option(
+        None, "--judge-base-url", help="OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1); default api.openai.com."),
+    judge_api_key_env: str = typer.Option(
+        "OPENAI_API_KEY", "--judge-api-key-env", help="Environment variable holding the judge's API key."),
+    preset: str = typer.Option("alpagasus", "--preset", help="alpagasus (the paper's prompt) | study (ChasingRandom's)."),
+    judge_workers: int = typer.Option(4, "--judge-workers", help="Concurrent judge requests."),
+    judge_timeout: float = typer.Option(120.0, "--judge-timeout", help="Seconds before a judge request is retried."),
+    max_tokens: int | None = typer.Option(None, "--max-tokens", help="Output tokens per rating (default: the preset's)."),
+    pool_size: int | None = typer.Option(
+        None, "--pool-size", help="Rate only this many examples of a seeded shuffle (default: alpagasus all, study 40000)."),
+    pool_seed: int = typer.Option(42, "--pool-seed", help="Seed of that shuffle (the study's: 42)."),
+    prices: Path | None = PricesOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """The examples an LLM judge rates most accurate (AlpaGasus); ties follow the --seed shuffle.
+
+    Examples:
+
+      selbench select alpagasus --data runs/alpaca --judge gpt-4o --preset study --threshold 4 --budget 1000 \
+          --seed 42 --out sel/alpagasus-1k.json
+
+      selbench select alpagasus --data runs/sharegpt --judge smollm2-135m-instruct \
+          --judge-base-url http://127.0.0.1:8000/v1 --budget 64 --out sel/alpagasus-64.json --json
+    """
+    # Stopgap: a hand-written command until `selbench select` builds its commands from the registry.
+    if budget is None and threshold is None:
+        from selbench.errors import InputError
+
+        raise InputError("give --budget, --threshold or both", field="budget")
+    params = {"judge": judge, "judge_base_url": judge_base_url, "judge_api_key_env": judge_api_key_env,
+              "preset": preset, "judge_workers": judge_workers, "judge_timeout": judge_timeout,
+              "max_tokens": max_tokens, "pool_size": pool_size, "pool_seed": pool_seed, "threshold": threshold}
+    _run("alpagasus", data, budget, seed, out, as_json, prices, params=params)
+
+
 @app.command("overlap")
 @handle_errors
 def overlap(

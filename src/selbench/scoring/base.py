@@ -6,7 +6,8 @@ A scorer turns a prepared dataset into per-example columns (a length, a loss rat
 pool once and the second budget costs nothing (DESIGN.md "Scores are computed once").
 
 Adding a scorer is one file: a class with `name`, `VERSION`, `columns` (the dataset columns it reads),
-`fingerprint()` and `score()`, registered below as a lazy "module:attr" string (or through the
+`fingerprint()`, `score()` and optionally `stats()` (counts of its last run, kept in the step's meta.json),
+registered below as a lazy "module:attr" string (or through the
 `selbench.scorers` entry-point group).
 """
 
@@ -57,6 +58,7 @@ class Scorer(Protocol):
 # Values are factories `(**options) -> Scorer` (usually the scorer class itself).
 SCORERS: Registry[Any] = Registry("scorer", "selbench.scorers")
 SCORERS.register("length", "selbench.scoring.length:LengthScorer")
+SCORERS.register("alpagasus", "selbench.scoring.alpagasus:AlpagasusScorer")
 
 
 @dataclass
@@ -72,6 +74,8 @@ class ScoresResult:
         cost: the cost record of the run that computed the scores (the same on every later lookup).
         cached: True when this call found the scores already computed.
         call_cost: what this call cost: `cost` when computed now, zero when cached.
+        stats: the step's stats (`n`, `columns`, and what the scorer's optional `stats()` reported, e.g. a
+            judge's `unparsed` and `requests`), from the run that computed the scores.
     """
 
     scorer: str
@@ -82,6 +86,7 @@ class ScoresResult:
     cost: dict[str, Any]
     cached: bool
     call_cost: dict[str, Any] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
 
 
 def build_scorer(name: str, options: Mapping[str, Any] | None = None) -> Scorer:
@@ -144,7 +149,9 @@ def compute_scores(
                 assert len(values) == n, f"scorer {scorer_name} returned {len(values)} {name!r} values for {n} rows"
             out = pa.table({"id": table.column("id"), **{k: pa.array(np.asarray(v)) for k, v in columns.items()}})
             pq.write_table(out, tmp / SCORES_FILE)
-        return {"n": n, "columns": sorted(columns), "cost": meter.record.to_dict()}
+        # A scorer may report counts of its run (a judge's unparsed replies and requests): kept in meta.json.
+        extra = scorer.stats() if callable(getattr(scorer, "stats", None)) else {}
+        return {**extra, "n": n, "columns": sorted(columns), "cost": meter.record.to_dict()}
 
     started = time.perf_counter()
     result = store.run(STEP, scorer.VERSION, key_config, inputs, compute)
@@ -165,6 +172,7 @@ def compute_scores(
         cost=dict(result.cost),
         cached=result.cached,
         call_cost=call_cost,
+        stats=dict(result.stats),
     )
 
 

@@ -185,19 +185,21 @@ def run_selection(
         call_costs.append(result.call_cost)
 
     params_dict = strategy_params(strategy)
+    variable_size = bool(getattr(strategy, "variable_size", False))  # may select fewer than `budget`
     pool = Pool(n=n, scores=scores, against=against_idx)
 
     def compute(tmp: Path) -> dict[str, Any]:
         with CostMeter(f"{STEP}:{strategy_name}", prices=prices) as meter:
             selection = strategy.select(pool, budget, np.random.default_rng(seed))
             indices = np.asarray(selection.indices, dtype=np.int64)
-            assert len(indices) == budget and len(np.unique(indices)) == budget, (
+            size_ok = len(indices) <= budget if variable_size else len(indices) == budget
+            assert size_ok and len(np.unique(indices)) == len(indices), (
                 f"strategy {strategy_name} returned {len(indices)} indices ({len(np.unique(indices))} unique) "
                 f"for budget {budget}")
             chosen = [ids[i] for i in indices]
             write_json_atomic(tmp / SELECTION_FILE, {"ids": chosen, "fallback": selection.fallback,
                                                      "info": selection.info}, indent=None)
-        return {"n_selected": budget, "fallback": selection.fallback, "cost": meter.record.to_dict()}
+        return {"n_selected": len(chosen), "fallback": selection.fallback, "cost": meter.record.to_dict()}
 
     step = store.run(
         STEP, strategy.VERSION,
@@ -209,6 +211,7 @@ def run_selection(
     stored = json.loads((step.path / SELECTION_FILE).read_text(encoding="utf-8"))
     chosen_ids: list[str] = stored["ids"]
     chosen_set = set(chosen_ids)
+    budget = len(chosen_ids)  # the selection's size (a variable-size strategy may have selected fewer)
     overlap = {name: sum(ids[i] in chosen_set for i in against_idx[name]) / budget for name in names}
 
     parts = [*call_costs, dict(step.cost)]
