@@ -19,6 +19,7 @@ from selbench.llm.client import (
     LLMClient,
     LLMConfig,
     LLMRequestError,
+    RequestRejected,
     request_key,
     retry_after_seconds,
 )
@@ -140,7 +141,7 @@ def test_client_errors_are_not_retried():
         with pytest.raises(InputError) as err:
             client.complete(Q, {"max_tokens": 1})
         assert err.value.field == "judge-api-key-env" and "HTTP 401" in str(err.value)
-        with pytest.raises(InputError, match="HTTP 400.*on purpose"):
+        with pytest.raises(RequestRejected, match="HTTP 400.*on purpose"):
             client.complete(Q, {"max_tokens": 1})
         assert judge.chat_requests == 2
     with FaultyJudge() as judge:  # a wrong base URL answers 404: named, not retried
@@ -148,6 +149,15 @@ def test_client_errors_are_not_retried():
         with pytest.raises(InputError) as err:
             client.complete(Q, {"max_tokens": 1})
         assert "HTTP 404" in str(err.value) and client.stats.http_requests == 1 and judge.chat_requests == 0
+
+
+def test_a_rejected_request_is_skipped_and_counted_not_fatal():
+    with FaultyJudge(["400"], answer=lambda m: m[-1]["content"]) as judge:
+        client = LLMClient(LLMConfig(model="faulty", base_url=judge.base_url, max_workers=1))
+        requests = [[{"role": "user", "content": f"q{i}"}] for i in range(3)]
+        assert client.judge_many(requests, {"max_tokens": 1}, _text) == [None, "q1", "q2"]
+        assert judge.chat_requests == 3
+    assert client.stats.rejected == 1 and client.stats.retries == 0
 
 
 def test_unparseable_answers_are_counted():

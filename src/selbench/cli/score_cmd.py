@@ -122,6 +122,7 @@ def alpagasus(
         "tokens": int(result.cost.get("api_input_tokens", 0)) + int(result.cost.get("api_output_tokens", 0)),
         "cost_usd": float(result.call_cost.get("usd", 0.0)),
         "unparsed": int(result.stats.get("unparsed", 0)),
+        "rejected": int(result.stats.get("rejected", 0)),
         "rated": int(result.stats.get("rated", 0)),
         "requests": 0 if result.cached else int(result.stats.get("judge", {}).get("http_requests", 0)),
         "retries": 0 if result.cached else int(result.stats.get("judge", {}).get("retries", 0)),

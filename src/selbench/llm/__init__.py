@@ -10,6 +10,7 @@ from selbench.llm.client import (
     LLMConfig,
     LLMRequestError,
     LLMStats,
+    RequestRejected,
     ResponseParseError,
     request_key,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "LLMConfig",
     "LLMRequestError",
     "LLMStats",
+    "RequestRejected",
     "ResponseParseError",
     "request_key",
 ]

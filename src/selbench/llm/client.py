@@ -14,8 +14,9 @@ endpoint (OpenAI, vLLM, llama.cpp's server, `selbench serve`).
   `max_retries` times, waiting what the server's `Retry-After` (or `retry-after-ms`) header says when it
   sends one, else `backoff_s` doubling up to 60 s (the openai client's own retries are off, so the count is
   ours). A refused connection or an unknown host is not retried: nothing listens there, so the run stops at
-  once with an `EndpointUnreachable` (exit 2) naming the URL. 401/403 name the key's variable; other 4xx
-  name the endpoint and the server's message (exit 2).
+  once with an `EndpointUnreachable` (exit 2) naming the URL. 401/403 name the key's variable, 404 the model
+  or URL (exit 2). A request refused as invalid (400/413/422: too long for the model, filtered) is one
+  example's problem, not the run's: `judge_many` gives it None and counts it (`stats.rejected`).
 * **Parsing.** A caller-supplied parser turns each response into a value; a parser failure yields None and
   is counted (`stats.parse_failures`), never swallowed silently.
 * **Accounting.** Prompt and completion tokens from `usage` of answered requests (cache hits cost nothing)
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 OPENAI_URL = "https://api.openai.com/v1"
 RETRY_STATUS = frozenset({408, 409, 429})  # and every 5xx
+REJECTED_STATUS = frozenset({400, 413, 422})  # this request is invalid (too long, filtered): others may pass
 MAX_BACKOFF_S = 60.0
 MAX_RETRY_AFTER_S = 600.0  # a server asking for longer than this is treated as asking for this
 
@@ -56,6 +58,11 @@ class ResponseParseError(ValueError):
 
 class EndpointUnreachable(InputError):
     """Nothing answers at the endpoint (connection refused, unknown host): a usage error, exit 2."""
+
+
+class RequestRejected(InputError):
+    """The endpoint refused one request as invalid (HTTP 400/413/422: too long, filtered...). In `judge_many`
+    that request's result is None and counted (`stats.rejected`): one bad example does not stop a run."""
 
 
 class LLMRequestError(SelbenchError):
@@ -131,6 +138,7 @@ class LLMStats:
         http_requests: HTTP requests sent (retries included).
         retries: retried attempts.
         parse_failures: answers the caller's parser rejected.
+        rejected: requests the endpoint refused as invalid (HTTP 400/413/422), skipped by `judge_many`.
         prompt_tokens / completion_tokens: `usage` of the answers received over HTTP.
         backoff_seconds: time spent waiting before retries (Retry-After or backoff).
     """
@@ -140,6 +148,7 @@ class LLMStats:
     http_requests: int = 0
     retries: int = 0
     parse_failures: int = 0
+    rejected: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     backoff_seconds: float = 0.0
@@ -282,6 +291,9 @@ class LLMClient:
                 if status in (401, 403):
                     raise InputError(f"HTTP {status}: the endpoint refused the key in ${self.config.api_key_env}",
                                      path=endpoint, field="judge-api-key-env") from None
+                if status in REJECTED_STATUS:
+                    raise RequestRejected(f"HTTP {status} for model {self.config.model!r}: {exc.message}"[:500],
+                                          path=endpoint, field="judge") from None
                 if status not in RETRY_STATUS and status < 500:
                     field_name = "judge" if status == 404 else "judge-base-url"
                     raise InputError(f"HTTP {status} for model {self.config.model!r}: {exc.message}"[:500],
@@ -325,14 +337,20 @@ class LLMClient:
         progress: bool = False,
         desc: str | None = None,
     ) -> list[Any]:
-        """Send every message list with the same params; parse each response (None where parsing fails).
+        """Send every message list with the same params; parse each response (None where parsing fails or
+        the endpoint rejected the request).
 
         Results come back in the requests' order. The first error that survives its retries propagates
         after cancelling the requests not yet started (finished answers stay cached).
         """
 
         def one(messages: list[dict[str, Any]]) -> Any:
-            response = self.complete(messages, params)
+            try:
+                response = self.complete(messages, params)
+            except RequestRejected as exc:
+                self.stats.add(rejected=1)
+                log.warning("request rejected, counted and skipped: %s", exc.message)
+                return None
             try:
                 return parser(response)
             except (ResponseParseError, KeyError, IndexError, TypeError, ValueError) as exc:

@@ -25,7 +25,8 @@ Presets (the prompts are reproduced byte for byte: the judge must see exactly wh
 Multi-turn records are rated on their first exchange (`instruction`, `output`), as both pipelines did.
 
 Parsing (both presets): the rating is the first number in the reply, if it lies on the 0-5 scale; a reply
-without one, or whose first number is off the scale, is NaN and counted as `unparsed`. Deviation: the
+without one, or whose first number is off the scale, is NaN and counted as `unparsed` (a request the
+endpoint refuses as invalid, e.g. too long for the judge, is NaN and counted as `rejected`). Deviation: the
 AlpaGasus script read the first line as a float (else the text after "score:"), and the study took the first
 of the digits 0, 1, ..., 5 found anywhere in the reply (checked in that order, so "4.5" counted as 4 and
 "10" as 0); both give -1 to unparsed replies. All three agree on a reply that starts with the rating, which
@@ -236,6 +237,7 @@ class AlpagasusScorer:
         self._stats.update(  # type: ignore[attr-defined]
             rated=len(chosen),
             unparsed=judge_stats["parse_failures"],
+            rejected=judge_stats["rejected"],
             requests=judge_stats["requests"],
             judge=judge_stats,
         )
