@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from selbench.errors import InputError
 from selbench.evaluation import alpacaeval
-from selbench.llm.client import LLMClient, LLMConfig, ResponseParseError
 from selbench.generation.server import BackgroundServer, create_app
+from selbench.llm.client import LLMClient, LLMConfig, ResponseParseError
 
 
 def _lp(**probs: float) -> list[dict]:

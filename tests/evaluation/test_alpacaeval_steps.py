@@ -4,6 +4,7 @@ input, and a finished step asks the judge nothing (requests counted by a server 
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import replace
 
 from faulty_judge import FaultyJudge
@@ -31,6 +32,7 @@ def test_judge_step_key_changes_with_every_input_and_not_with_limits():
     assert len(keys) == len(variants) + 1
     same = replace(PAIRS, judge=replace(JUDGE, max_workers=16, api_key_env="OTHER", timeout_s=5), progress=True)
     assert same.key() == PAIRS.key()
+    assert pickle.loads(pickle.dumps(PAIRS)).key() == PAIRS.key()  # a worker can run it from the object alone
 
 
 def test_head_to_head_key_changes_with_every_input():

@@ -222,3 +222,14 @@ def test_old_import_path_still_works():
     from selbench.evaluation import judge
 
     assert judge.JudgeClient is LLMClient and judge.JudgeConfig is LLMConfig
+
+
+def test_the_llm_layer_imports_no_stage():
+    import subprocess
+    import sys
+
+    code = ("import sys, selbench.llm; stages = ('evaluation', 'generation', 'scoring', 'selection', 'training', "
+            "'data', 'runner', 'cli'); print([m for m in sys.modules if m.split('.')[:2][-1] in stages "
+            "and m.startswith('selbench.')])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -231,11 +231,10 @@ def test_smollm2_rates_sharegpt_examples_with_the_study_preset(tmp_path):
     """The packaged SmolLM2 as the judge behind `selbench serve`, the study's 3-token request, a few ShareGPT
     conversations: every reply is either a rating on the scale or counted as unparsed."""
     from selbench.assets import load_model
-    from selbench.generation.server import BackgroundServer, create_app
-
     from selbench.data.base import Dropped
     from selbench.data.reader import iter_records
     from selbench.data.sharegpt import convert_conversation, packaged_path
+    from selbench.generation.server import BackgroundServer, create_app
 
     examples = []
     for _, record in iter_records(packaged_path(), allow_truncated=True):
