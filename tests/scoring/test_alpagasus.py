@@ -84,8 +84,8 @@ def test_rating_is_the_first_number_on_the_scale(reply, rating):
 
 
 def test_the_study_pool_is_its_samplers_shuffle():
-    assert rated_indices(10, 4, 42).tolist() == np.random.default_rng(42).permutation(10)[:4].tolist()
-    assert rated_indices(3, 40_000, 42).tolist() == [0, 1, 2]
+    assert rated_indices(10, 4, 42).tolist() == sorted(np.random.default_rng(42).permutation(10)[:4].tolist())
+    assert rated_indices(3, 40_000, 42) is None  # a pool smaller than 40,000: every example
 
 
 def test_bad_options_name_their_flag():
@@ -111,14 +111,17 @@ def test_faulty_judge_retries_counts_unparsed_caches_and_keeps_the_key_off_disk(
         result = CliRunner().invoke(app, ["score", "alpagasus", *common, "--out", str(out), "--json"])
         first = _json(result)
         assert judge.chat_requests == len(REPLIES) + len(faults)
-        assert first["n"] == len(REPLIES) and first["unparsed"] == 2 and first["rated"] == len(REPLIES)
-        assert first["requests"] == len(REPLIES) + len(faults) and first["retries"] == len(faults)
-        assert first["tokens"] > 0 and not first["cached"]
+        assert first["n"] == first["requests"] == len(REPLIES) and not first["cached"]
+        assert first["unparsed"] == 2 and first["rated"] == 6 and first["rejected"] == 0
+        assert first["judge"]["http_requests"] == len(REPLIES) + len(faults)
+        assert first["judge"]["retries"] == len(faults) and first["tokens"] > 0
         ids, columns = read_scores(out)
         np.testing.assert_array_equal(columns["score"], np.array(EXPECTED))
+        assert columns["status"].tolist() == [0.0 if math.isnan(e) else 1.0 for e in EXPECTED]
 
         again = _json(CliRunner().invoke(app, ["score", "alpagasus", *common, "--out", str(out), "--json"]))
-        assert again["cached"] and again["requests"] == 0 and again["cost_usd"] == 0.0
+        assert again["cached"] and again["cost_usd"] == 0.0
+        assert judge.chat_requests == len(REPLIES) + len(faults)
         # two budgets and a threshold: the ratings are reused, the judge is not asked again
         sel = {}
         for name, extra in (("b3", ["--budget", "3"]), ("b5", ["--budget", "5"]), ("t45", ["--threshold", "4.5"])):
@@ -162,7 +165,10 @@ def test_ties_follow_the_seeded_shuffle_and_thresholds_yield_their_count(tmp_pat
     assert picks[42][0] == [pool_ids[i] for i in perm[:4]]  # the study: a stable sort of its shuffled pool
 
 
-def test_study_preset_rates_only_its_shuffled_pool(tmp_path):
+def test_study_preset_rates_only_its_shuffled_pool(tmp_path, monkeypatch):
+    import selbench.scoring.base as scoring_base
+
+    monkeypatch.setattr(scoring_base, "DEFAULT_SHARD_SIZE", 3)  # shards with and without pool members
     data = _pool(tmp_path / "pool", 10)
     with FaultyJudge(answer=lambda messages: "5") as judge:
         result = compute_scores(data, "alpagasus", {"judge": "faulty", "judge_base_url": judge.base_url,
@@ -172,7 +178,8 @@ def test_study_preset_rates_only_its_shuffled_pool(tmp_path):
     _, columns = read_scores(result.path)
     rated = np.flatnonzero(~np.isnan(columns["score"]))
     assert sorted(rated.tolist()) == sorted(np.random.default_rng(42).permutation(10)[:4].tolist())
-    assert result.stats["rated"] == 4 and result.stats["unparsed"] == 0
+    assert result.summary["rated"] == 4 and result.summary["not_asked"] == 6 and result.summary["unparsed"] == 0
+    assert np.isnan(columns["status"]).sum() == 6
 
 
 def test_score_key_changes_with_what_changes_the_ratings(tmp_path):

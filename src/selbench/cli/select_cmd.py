@@ -1,10 +1,14 @@
-"""`selbench select ...`: one command per strategy, plus `overlap` between manifests.
+"""`selbench select ...`: one command per registered strategy, plus `overlap` between manifests.
 
-Thin over `selbench.selection.manifest.run_selection` and `selbench.analysis.overlap`.
+The strategy commands are generated from the `STRATEGIES` registry (`selbench.cli.registry_cmds`): each
+field of a strategy's dataclass is an option. Thin over `selbench.selection.manifest.run_selection` and
+`selbench.analysis.overlap`.
 """
 
 from __future__ import annotations
 
+import inspect
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +16,7 @@ from typing import Any
 import typer
 
 from selbench.cli.common import JsonOption, emit, handle_errors
+from selbench.cli.registry_cmds import JSON_PARAM, SELECT_COMMON, config_options, make_command, summary_line
 
 app = typer.Typer(
     help=(
@@ -61,116 +66,45 @@ def _run(strategy: str, data: Path, budget: int | None, seed: int, out: Path, as
     emit(result, as_json)
 
 
-@app.command("longest")
-@handle_errors
-def longest(
-    data: Path = DataOption,
-    budget: int = BudgetOption,
-    out: Path = OutOption,
-    seed: int = SeedOption,
-    unit: str = typer.Option("chars", "--unit", help="Length unit: chars (the study's) or tokens."),
-    tokenizer: str | None = typer.Option(None, "--tokenizer", help="Tokenizer folder or model spec (--unit tokens)."),
-    prices: Path | None = PricesOption,
-    as_json: bool = JsonOption,
-) -> None:
-    """The examples with the longest responses (ties: as the study, a --seed shuffle then a stable sort)."""
-    _run("longest", data, budget, seed, out, as_json, prices, params={"unit": unit, "tokenizer": tokenizer})
+def _strategy_command(name: str) -> None:
+    """Mount `selbench select <name>` with the strategy's fields as options."""
+    from selbench.selection.base import STRATEGIES
+
+    cls = STRATEGIES.get(name)
+    needs_budget = getattr(cls, "needs_budget", True)
+    common = [
+        inspect.Parameter("data", inspect.Parameter.KEYWORD_ONLY, default=DataOption, annotation=Path),
+        inspect.Parameter("budget", inspect.Parameter.KEYWORD_ONLY, annotation=int | None,
+                          default=BudgetOption if needs_budget else typer.Option(
+                              None, "--budget", help=getattr(cls, "budget_help",
+                                                             "Must equal the pool size when given."))),
+        inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=OutOption, annotation=Path),
+        inspect.Parameter("seed", inspect.Parameter.KEYWORD_ONLY, default=SeedOption, annotation=int),
+    ]
+    if getattr(cls, "uses_against", False):
+        common.append(inspect.Parameter("against", inspect.Parameter.KEYWORD_ONLY, default=AgainstOption,
+                                        annotation=list[Path]))
+    common += [inspect.Parameter("prices", inspect.Parameter.KEYWORD_ONLY, default=PricesOption,
+                                 annotation=Path | None), JSON_PARAM]
+
+    def body(options: dict[str, Any], params: dict[str, Any]) -> None:
+        _run(name, options["data"], options["budget"], options["seed"], options["out"], options["as_json"],
+             options["prices"], params=params, against=options.get("against"))
+
+    command = make_command(name, summary_line(cls), common, config_options(cls, SELECT_COMMON), body)
+    app.command(name)(command)
 
 
-@app.command("random")
-@handle_errors
-def random(
-    data: Path = DataOption,
-    budget: int = BudgetOption,
-    out: Path = OutOption,
-    seed: int = SeedOption,
-    against: list[Path] = AgainstOption,
-    max_overlap: float = typer.Option(0.3, "--max-overlap", help="Allowed overlap (shared / budget) per --against."),
-    max_tries: int = typer.Option(2000, "--max-tries", help="Draws before falling back, with several --against."),
-    prices: Path | None = PricesOption,
-    as_json: bool = JsonOption,
-) -> None:
-    """A uniform random subset; with --against, conditioned on overlap <= --max-overlap with each."""
-    _run("random", data, budget, seed, out, as_json, prices,
-         params={"max_overlap": max_overlap, "max_tries": max_tries}, against=against)
+def _mount_strategies() -> None:
+    from selbench.selection.base import STRATEGIES
 
-
-@app.command("strict-random")
-@handle_errors
-def strict_random(
-    data: Path = DataOption,
-    budget: int = BudgetOption,
-    out: Path = OutOption,
-    seed: int = SeedOption,
-    against: list[Path] = AgainstOption,
-    reference_budget: int = typer.Option(10_000, "--reference-budget",
-                                         help="Leading ids of each --against selection to exclude."),
-    prices: Path | None = PricesOption,
-    as_json: bool = JsonOption,
-) -> None:
-    """A uniform random subset of the examples none of the --against selections picked."""
-    _run("strict-random", data, budget, seed, out, as_json, prices,
-         params={"reference_budget": reference_budget}, against=against)
-
-
-@app.command("full")
-@handle_errors
-def full(
-    data: Path = DataOption,
-    out: Path = OutOption,
-    budget: int | None = typer.Option(None, "--budget", help="Must equal the pool size when given."),
-    seed: int = SeedOption,
-    prices: Path | None = PricesOption,
-    as_json: bool = JsonOption,
-) -> None:
-    """The whole pool, in dataset order."""
-    _run("full", data, budget, seed, out, as_json, prices)
-
-
-@app.command("alpagasus")
-@handle_errors
-def alpagasus(
-    data: Path = DataOption,
-    out: Path = OutOption,
-    judge: str = typer.Option(..., "--judge", help="Judge model name at the endpoint (the study: gpt-4o)."),
-    budget: int | None = typer.Option(
-        None, "--budget", help="Examples to select (with --threshold: at most this many; default all that pass)."),
-    threshold: float | None = typer.Option(
-        None, "--threshold", help="Keep ratings >= this (AlpaGasus 4.5, the study 4); default: the top --budget."),
-    seed: int = typer.Option(0, "--seed", help="Shuffle that orders equal ratings (the study's: 42)."),
-    judge_base_url: str | None = typer.Option(
-        None, "--judge-base-url", help="OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1); default api.openai.com."),
-    judge_api_key_env: str = typer.Option(
-        "OPENAI_API_KEY", "--judge-api-key-env", help="Environment variable holding the judge's API key."),
-    preset: str = typer.Option("alpagasus", "--preset", help="alpagasus (the paper's prompt) | study (ChasingRandom's)."),
-    judge_workers: int = typer.Option(4, "--judge-workers", help="Concurrent judge requests."),
-    judge_timeout: float = typer.Option(120.0, "--judge-timeout", help="Seconds before a judge request is retried."),
-    max_tokens: int | None = typer.Option(None, "--max-tokens", help="Output tokens per rating (default: the preset's)."),
-    pool_size: int | None = typer.Option(
-        None, "--pool-size", help="Rate only this many examples of a seeded shuffle (default: alpagasus all, study 40000)."),
-    pool_seed: int = typer.Option(42, "--pool-seed", help="Seed of that shuffle (the study's: 42)."),
-    prices: Path | None = PricesOption,
-    as_json: bool = JsonOption,
-) -> None:
-    """The examples an LLM judge rates most accurate (AlpaGasus); ties follow the --seed shuffle.
-
-    Examples:
-
-      selbench select alpagasus --data runs/alpaca --judge gpt-4o --preset study --threshold 4 --budget 1000 \
-          --seed 42 --out sel/alpagasus-1k.json
-
-      selbench select alpagasus --data runs/sharegpt --judge smollm2-135m-instruct \
-          --judge-base-url http://127.0.0.1:8000/v1 --budget 64 --out sel/alpagasus-64.json --json
-    """
-    # Stopgap: a hand-written command until `selbench select` builds its commands from the registry.
-    if budget is None and threshold is None:
-        from selbench.errors import InputError
-
-        raise InputError("give --budget, --threshold or both", field="budget")
-    params = {"judge": judge, "judge_base_url": judge_base_url, "judge_api_key_env": judge_api_key_env,
-              "preset": preset, "judge_workers": judge_workers, "judge_timeout": judge_timeout,
-              "max_tokens": max_tokens, "pool_size": pool_size, "pool_seed": pool_seed, "threshold": threshold}
-    _run("alpagasus", data, budget, seed, out, as_json, prices, params=params)
+    for name in STRATEGIES.names():
+        if name == "overlap":
+            continue
+        try:
+            _strategy_command(name)
+        except Exception as exc:  # a broken plug-in must not take the whole CLI down
+            logging.getLogger(__name__).warning("strategy %r has no command: %s", name, exc)
 
 
 @app.command("overlap")
@@ -203,3 +137,6 @@ def overlap(
         for row in names:
             table.add_row(row, *(f"{matrix[row][col]:.3f}" for col in names))
         console.print(table)
+
+
+_mount_strategies()

@@ -1,8 +1,8 @@
 """The study's cost tables, from the cost records of a run folder.
 
-Diddee & Ippolito price every step at 8 USD per hour of their whole node and report (their Table 2) the cost
-of selecting with each strategy per 1,000 examples of the pool, and (Table 6) the total selection cost next
-to the cost of fine-tuning on the full dataset. Their point: scoring touches every example of the pool, so
+Diddee & Ippolito price every step at 8 USD per hour of their whole node and report (their Table 6) the
+wall-clock cost of selecting with each strategy per 1,000 examples of the pool, and (their Table 2) the total
+selection cost in USD next to the cost of fine-tuning on the full dataset. Their point: scoring touches every example of the pool, so
 selection cost grows with the pool, not with the budget.
 
 Assumptions (documented because the tables depend on them):
@@ -11,10 +11,12 @@ Assumptions (documented because the tables depend on them):
   computed it, however many budgets and manifests reuse it.
 * A selection is identified by (dataset, strategy, params, budget, seed); copies of the same manifest count
   once. Its own cost is the "select" step's record (picking ids once the scores exist).
-* Table 2: per 1,000 examples = (scoring + mean cost of one selection) / (pool size / 1000).
-* Table 6: total = scoring + every selection of that strategy; fine-tuning on the full dataset is the mean
+* Table 6: per 1,000 examples = (scoring + mean cost of one selection) / (pool size / 1000).
+* Table 2: total = scoring + every selection of that strategy; fine-tuning on the full dataset is the mean
   cost of the "train" records whose selection is the `full` strategy (or covers the whole pool) on that
-  dataset; absent such records the column is empty.
+  dataset. Absent such records it is *projected* from the measured runs on that dataset: their cost per
+  training example times the pool size (random and strict-random runs are preferred, since a uniform
+  subset has the pool's mean length; a Longest subset would overstate it), and marked projected.
 
 `collect_costs` reads the folder; `selection_cost_rows` and `selection_vs_full_rows` are pure.
 """
@@ -105,7 +107,7 @@ def _scoring(sels: list[SelectionCost]) -> tuple[float, float]:
 
 
 def selection_cost_rows(selections: list[SelectionCost]) -> list[dict[str, Any]]:
-    """Table 2: selection cost per 1,000 pool examples, per (dataset, strategy).
+    """Table 6: selection cost (wall clock and USD) per 1,000 pool examples, per (dataset, strategy).
 
     >>> sel = SelectionCost("d", "alpaca", 2000, "longest", 100, "a", 1.0, 1.0, (("k", 3.0, 9.0),))
     >>> selection_cost_rows([sel, sel])[0]["usd_per_1k"]
@@ -130,29 +132,55 @@ def selection_cost_rows(selections: list[SelectionCost]) -> list[dict[str, Any]]
 
 
 def selection_vs_full_rows(selections: list[SelectionCost], trains: list[TrainCost]) -> list[dict[str, Any]]:
-    """Table 6: total selection cost per (dataset, strategy) next to full-dataset fine-tuning cost.
+    """Table 2: total selection cost per (dataset, strategy) next to full-dataset fine-tuning cost
+    (measured, or projected from the measured runs' cost per example; see the module docstring).
 
     >>> sel = SelectionCost("d", "alpaca", 2000, "longest", 100, "a", 1.0, 1.0, (("k", 3.0, 9.0),))
     >>> row = selection_vs_full_rows([sel], [TrainCost("d", "full", 2000, 8.0, 3600.0)])[0]
-    >>> row["total_selection_usd"], row["full_finetune_usd"], row["ratio"]
-    (4.0, 8.0, 0.5)
+    >>> row["total_selection_usd"], row["full_finetune_usd"], row["ratio"], row["full_finetune_projected"]
+    (4.0, 8.0, 0.5, False)
+    >>> row = selection_vs_full_rows([sel], [TrainCost("d", "random", 100, 0.2, 90.0)])[0]
+    >>> round(row["full_finetune_usd"], 6), row["full_finetune_projected"], row["full_finetune_seconds"]
+    (4.0, True, 1800.0)
     """
     pool = {s.dataset: s.pool_size for s in selections}
     full: dict[str, list[float]] = defaultdict(list)
     for t in trains:
         if t.strategy == "full" or (t.n_examples is not None and t.n_examples == pool.get(t.dataset)):
             full[t.dataset].append(t.usd)
+    full_seconds: dict[str, list[float]] = defaultdict(list)
+    for t in trains:
+        if t.strategy == "full" or (t.n_examples is not None and t.n_examples == pool.get(t.dataset)):
+            full_seconds[t.dataset].append(t.seconds)
     rows = []
     for (dataset, strategy), sels in _selections(selections).items():
         score_usd, _ = _scoring(sels)
         total = score_usd + sum(s.select_usd for s in sels)
-        full_usd = sum(full[dataset]) / len(full[dataset]) if full.get(dataset) else None
+        projected = False
+        if full.get(dataset):
+            full_usd = sum(full[dataset]) / len(full[dataset])
+            full_s = sum(full_seconds[dataset]) / len(full_seconds[dataset])
+        else:
+            full_usd, full_s = _project_full(dataset, pool.get(dataset, 0), trains)
+            projected = full_usd is not None
         rows.append({
             "dataset": sels[0].dataset_name, "dataset_sha256": dataset, "strategy": strategy,
             "n_selections": len(sels), "total_selection_usd": total, "full_finetune_usd": full_usd,
+            "full_finetune_seconds": full_s, "full_finetune_projected": projected,
             "ratio": total / full_usd if full_usd else None,
         })
     return rows
+
+
+def _project_full(dataset: str, pool_size: int, trains: list[TrainCost]) -> tuple[float | None, float | None]:
+    """(usd, seconds) of fine-tuning on all `pool_size` examples, from measured runs' cost per example."""
+    measured = [t for t in trains if t.dataset == dataset and t.n_examples and t.seconds > 0]
+    uniform = [t for t in measured if t.strategy in ("random", "strict-random")]
+    basis = uniform or measured
+    if not basis or not pool_size:
+        return None, None
+    n = sum(t.n_examples or 0 for t in basis)
+    return sum(t.usd for t in basis) / n * pool_size, sum(t.seconds for t in basis) / n * pool_size
 
 
 def _json_files(run_dir: Path) -> Iterator[tuple[Path, Any]]:

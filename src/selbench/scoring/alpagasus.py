@@ -26,7 +26,8 @@ Multi-turn records are rated on their first exchange (`instruction`, `output`), 
 
 Parsing (both presets): the rating is the first number in the reply, if it lies on the 0-5 scale; a reply
 without one, or whose first number is off the scale, is NaN and counted as `unparsed` (a request the
-endpoint refuses as invalid, e.g. too long for the judge, is NaN and counted as `rejected`). Deviation: the
+endpoint refuses as invalid, e.g. too long for the judge, is NaN and counted as `rejected`). The `status`
+column says which: 1 rated, 0 unparsed, -1 rejected, NaN not asked (outside the rated pool). Deviation: the
 AlpaGasus script read the first line as a float (else the text after "score:"), and the study took the first
 of the digits 0, 1, ..., 5 found anywhere in the reply (checked in that order, so "4.5" counted as 4 and
 "10" as 0); both give -1 to unparsed replies. All three agree on a reply that starts with the rating, which
@@ -116,7 +117,11 @@ def parse_rating(text: str | None, scale: tuple[float, float] = SCALE) -> float:
 
 
 def _reply_rating(response: dict[str, Any]) -> float:
-    return parse_rating(((response.get("choices") or [{}])[0].get("message") or {}).get("content"))
+    """The reply's rating, NaN when it has none (never raises: an unparsed reply is a result, counted)."""
+    try:
+        return parse_rating(((response.get("choices") or [{}])[0].get("message") or {}).get("content"))
+    except ResponseParseError:
+        return math.nan
 
 
 def rating_messages(preset: str, instruction: str, input: str, output: str) -> list[dict[str, str]]:
@@ -132,17 +137,17 @@ def rating_messages(preset: str, instruction: str, input: str, output: str) -> l
     return [{"role": "system", "content": system}, {"role": "user", "content": text}]
 
 
-def rated_indices(n: int, pool_size: int | None, seed: int) -> np.ndarray:
-    """Which examples get rated, in the order they are sent: all, or the first `pool_size` of a seeded shuffle.
+def rated_indices(n: int, pool_size: int | None, seed: int) -> np.ndarray | None:
+    """Which of n examples get rated (sorted): None = all, else the first `pool_size` of a seeded shuffle.
 
-    >>> rated_indices(4, None, 42).tolist()
-    [0, 1, 2, 3]
-    >>> rated_indices(5, 2, 42).tolist() == np.random.default_rng(42).permutation(5)[:2].tolist()
+    >>> rated_indices(4, None, 42) is None, rated_indices(3, 40_000, 42) is None
+    (True, True)
+    >>> rated_indices(5, 2, 42).tolist() == sorted(np.random.default_rng(42).permutation(5)[:2].tolist())
     True
     """
     if pool_size is None or pool_size >= n:
-        return np.arange(n, dtype=np.int64)
-    return np.random.default_rng(seed).permutation(n)[:pool_size].astype(np.int64)
+        return None
+    return np.sort(np.random.default_rng(seed).permutation(n)[:pool_size]).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -216,29 +221,37 @@ class AlpagasusScorer:
             "parser": "first-number-on-scale",
         }
 
-    def stats(self) -> dict[str, Any]:
-        """Counts of the last `score` call (`rated`, `unparsed`, `requests`, the client's counters)."""
-        return dict(self._stats)  # type: ignore[attr-defined]
+    def rows_to_score(self, n: int) -> np.ndarray | None:
+        """The examples the judge is asked about (the score step gives the others NaN everywhere)."""
+        return rated_indices(n, self.effective_pool_size, self.pool_seed)
 
     def score(self, rows: Mapping[str, list[Any]], meter: CostMeter) -> dict[str, np.ndarray]:
-        n = len(rows["output"])
-        chosen = rated_indices(n, self.effective_pool_size, self.pool_seed)
-        requests = [
-            rating_messages(self.preset, rows["instruction"][i], rows["input"][i], rows["output"][i]) for i in chosen
-        ]
+        """Ratings of one shard's rows: `score` (NaN where there is none) and `status` (1 rated, 0 the reply
+        had no rating on the scale, -1 the endpoint rejected the request)."""
+        requests = [rating_messages(self.preset, instruction, input, output)
+                    for instruction, input, output in zip(rows["instruction"], rows["input"], rows["output"],
+                                                          strict=True)]
         client = LLMClient(self.llm_config())
-        ratings = client.judge_many(requests, self.request_params(), _reply_rating, progress=True,
-                                    desc=f"alpagasus ({self.judge})")
-        client.charge(meter)
-        scores = np.full(n, np.nan, dtype=np.float64)
-        scores[chosen] = [math.nan if r is None else r for r in ratings]
-        judge_stats = client.stats.to_dict()
-        self._stats.clear()  # type: ignore[attr-defined]
-        self._stats.update(  # type: ignore[attr-defined]
-            rated=len(chosen),
-            unparsed=judge_stats["parse_failures"],
-            rejected=judge_stats["rejected"],
-            requests=judge_stats["requests"],
-            judge=judge_stats,
-        )
-        return {"score": scores}
+        replies = client.judge_many(requests, self.request_params(), _reply_rating, progress=True,
+                                    desc=f"alpagasus ({self.judge})") if requests else []
+        client.charge(meter)  # a fresh client per shard: its tokens are this shard's
+        scores = np.array([math.nan if r is None else r for r in replies], dtype=np.float64)
+        status = np.array([-1.0 if r is None else (0.0 if math.isnan(r) else 1.0) for r in replies],
+                          dtype=np.float64)
+        counts = self._stats  # type: ignore[attr-defined]
+        for name, value in client.stats.to_dict().items():
+            counts[name] = counts.get(name, 0) + value
+        return {"score": scores, "status": status}
+
+    def summarize(self, columns: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        """`rated`, `unparsed`, `rejected`, `requests` (examples the judge was asked about) and `not_asked`,
+        from the stored columns; `judge`: the client's counters of the run that computed them."""
+        status = np.asarray(columns["status"], dtype=np.float64)
+        return {
+            "rated": int((status == 1).sum()),
+            "unparsed": int((status == 0).sum()),
+            "rejected": int((status == -1).sum()),
+            "requests": int((~np.isnan(status)).sum()),
+            "not_asked": int(np.isnan(status).sum()),
+            "judge": dict(self._stats),  # type: ignore[attr-defined]
+        }

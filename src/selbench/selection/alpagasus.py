@@ -90,6 +90,9 @@ class AlpagasusStrategy:
     uses_against: ClassVar[bool] = False
     # With a threshold, the selection holds what the threshold yields (at most the budget).
     variable_size: ClassVar[bool] = True
+    needs_budget: ClassVar[bool] = False
+    budget_help: ClassVar[str] = ("Examples to select: the top BUDGET by rating; with --threshold at most this many "
+                                  "(omitted: every example that passes).")
 
     def __post_init__(self) -> None:
         if self.threshold is not None and (isinstance(self.threshold, bool)
