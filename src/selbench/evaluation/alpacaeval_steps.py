@@ -1,7 +1,7 @@
 """AlpacaEval's judging and head-to-head as store steps: a finished judgement is never asked again.
 
-Each step is a small picklable frozen dataclass (judge config, annotator, the texts to judge) with a `name`,
-a `VERSION`, `config()`, `inputs()` and a `key()` computed without contacting the judge: the judge's
+Each step is a `selbench.step.Step`: a small picklable frozen dataclass (judge config, annotator, the texts to
+judge) whose `key()` is computed without contacting the judge: the judge's
 identity (model name and endpoint, not its limits or key), the annotator's request parameters and the sha256
 of its prompt template (read from the installed alpaca_eval, so an upgrade that changes the prompt changes
 the key), and the sha256 of every text list. `run()` computes inside `StepStore.run`; while it runs, every
@@ -11,6 +11,7 @@ answer is kept in the client's per-request cache, so a killed judgement resumes 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,9 +25,10 @@ from selbench.evaluation.alpacaeval_annotator import (
     judge_template,
 )
 from selbench.evaluation.head_to_head import head_to_head
-from selbench.hashing import canonical_json, sha256_json, sha256_text
+from selbench.hashing import sha256_json, sha256_text
 from selbench.llm.client import LLMClient, LLMConfig
-from selbench.store import StepResult, StepStore, step_key
+from selbench.step import Step
+from selbench.store import StepResult, StepStore
 
 PREFERENCES_FILE = "preferences.json"
 RESULT_FILE = "head_to_head.json"
@@ -42,36 +44,8 @@ def _annotator_config(judge: LLMConfig, annotator: str) -> dict[str, Any]:
     }
 
 
-class _StoreStep:
-    """What both steps share: key and run (the shape of `selbench.step.Step`)."""
-
-    name: ClassVar[str]
-    VERSION: ClassVar[int]
-
-    def config(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def inputs(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def compute(self, tmp: Path, store: StepStore) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def key_parts(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        return json.loads(canonical_json(self.config())), json.loads(canonical_json(self.inputs()))
-
-    def key(self) -> str:
-        config, inputs = self.key_parts()
-        return step_key(self.name, self.VERSION, config, inputs)
-
-    def run(self, store: StepStore | None = None, *, force: bool = False) -> StepResult:
-        store = store or StepStore()
-        config, inputs = self.key_parts()
-        return store.run(self.name, self.VERSION, config, inputs, lambda tmp: self.compute(tmp, store), force=force)
-
-
 @dataclass(frozen=True)
-class JudgePairsStep(_StoreStep):
+class JudgePairsStep(Step):
     """Preferences of output_2 over output_1 per instruction (`annotate_pairs`), stored.
 
     Args:
@@ -94,6 +68,10 @@ class JudgePairsStep(_StoreStep):
 
     name: ClassVar[str] = "judge"
     VERSION: ClassVar[int] = 1
+    resources: ClassVar[Mapping[str, float]] = {"cpus": 1, "gpus": 0, "memory_gb": 1}
+
+    def describe(self) -> str:
+        return f"judge {len(self.instructions)} pairs with {self.judge.model}"
 
     def config(self) -> dict[str, Any]:
         return {**_annotator_config(self.judge, self.annotator), "randomize_order": self.randomize_order}
@@ -123,7 +101,7 @@ class JudgePairsStep(_StoreStep):
 
 
 @dataclass(frozen=True)
-class HeadToHeadStep(_StoreStep):
+class HeadToHeadStep(Step):
     """`head_to_head` of a selected model's outputs against the random baselines' outputs, stored.
 
     Args:
@@ -150,6 +128,10 @@ class HeadToHeadStep(_StoreStep):
 
     name: ClassVar[str] = "head-to-head"
     VERSION: ClassVar[int] = 1
+    resources: ClassVar[Mapping[str, float]] = {"cpus": 1, "gpus": 0, "memory_gb": 1}
+
+    def describe(self) -> str:
+        return f"head-to-head on {len(self.instructions)} instructions judged by {self.judge.model}"
 
     def config(self) -> dict[str, Any]:
         return {**_annotator_config(self.judge, self.annotator), "seed": self.seed,
