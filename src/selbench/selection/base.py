@@ -9,6 +9,8 @@ A strategy is a frozen dataclass of its parameters with three members:
 * `name`, `VERSION` (bumped when its output changes for the same inputs) and `uses_against` (whether it
   reads other selections, as the random baselines do).
 * optionally `study_seed_stream` (default False): see `strategy_rng` for which random stream `rng` is.
+* optionally `variable_size = True`: the strategy may select fewer than `budget` examples (a rating
+  threshold yields what it yields); the manifest's `budget` is then the number selected.
 
 Built-ins register lazily as "module:attr" strings; outside packages use the `selbench.strategies`
 entry-point group.
@@ -99,6 +101,7 @@ def strategy_params(strategy: Any) -> dict[str, Any]:
 
 
 STRATEGIES: Registry[Any] = Registry("strategy", "selbench.strategies")
+STRATEGIES.register("alpagasus", "selbench.selection.alpagasus:AlpagasusStrategy")
 STRATEGIES.register("full", "selbench.selection.full:FullStrategy")
 STRATEGIES.register("longest", "selbench.selection.longest:LongestStrategy")
 STRATEGIES.register("random", "selbench.selection.random:RandomStrategy")

@@ -263,13 +263,16 @@ class SelectStep(Step):
             dataset_sha = dataset_sha256(prepared_data_file(self.data).parent)
             selection = self.built.select(pool, budget, strategy_rng(self.built, self.seed, dataset_sha))
             indices = np.asarray(selection.indices, dtype=np.int64)
-            assert len(indices) == budget and len(np.unique(indices)) == budget, (
+            # A variable-size strategy (a rating threshold) may select fewer than the budget, never more.
+            variable_size = bool(getattr(self.built, "variable_size", False))
+            size_ok = len(indices) <= budget if variable_size else len(indices) == budget
+            assert size_ok and len(np.unique(indices)) == len(indices), (
                 f"strategy {self.strategy} returned {len(indices)} indices ({len(np.unique(indices))} unique) "
                 f"for budget {budget}")
             chosen = ids.take(indices).to_pylist()
             write_json_atomic(tmp / SELECTION_FILE, {"ids": chosen, "fallback": selection.fallback,
                                                      "info": selection.info}, indent=None)
-        return {"n_selected": budget, "fallback": selection.fallback, "cost": meter.record.to_dict()}
+        return {"n_selected": len(chosen), "fallback": selection.fallback, "cost": meter.record.to_dict()}
 
 
 def run_selection(
@@ -330,6 +333,7 @@ def run_selection(
     stored = json.loads((result.path / SELECTION_FILE).read_text(encoding="utf-8"))
     chosen_ids: list[str] = stored["ids"]
     chosen_set = set(chosen_ids)
+    budget = len(chosen_ids)  # the selection's size (a variable-size strategy may have selected fewer)
     overlap = {name: sum(i in chosen_set for i in load_manifest(path)["ids"]) / budget
                for name, path in zip(names, against, strict=True)}
 
