@@ -243,8 +243,15 @@ class LLMClient:
             return self._client
 
     def check(self) -> None:
-        """Fail now (InputError) if a request could not even be sent: no key for a remote endpoint."""
+        """Fail now (InputError) if a request could not even be sent: no key for a remote endpoint.
+
+        Also builds the client here, in the calling thread: importing openai/httpx for the first time from
+        several worker threads at once can see a half-initialised module.
+        """
         self.config.read_api_key()
+        import httpx  # noqa: F401
+
+        self.openai_client()
 
     def list_models(self) -> list[str]:
         """`GET /models`: the model names the endpoint serves."""

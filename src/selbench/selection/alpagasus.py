@@ -88,6 +88,7 @@ class AlpagasusStrategy:
     name: ClassVar[str] = "alpagasus"
     VERSION: ClassVar[int] = 1
     uses_against: ClassVar[bool] = False
+    study_seed_stream: ClassVar[bool] = True  # ties follow the study's Dataset.shuffle(seed) order
     # With a threshold, the selection holds what the threshold yields (at most the budget).
     variable_size: ClassVar[bool] = True
     needs_budget: ClassVar[bool] = False
