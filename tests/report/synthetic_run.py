@@ -27,11 +27,11 @@ MODEL_SHA = "a1" * 32
 TOKENIZER_SHA = "b2" * 32
 
 
-def _selections(rng: np.random.Generator) -> list[dict]:
+def _selections(rng: np.random.Generator, budgets: tuple[int, ...], pool: int) -> list[dict]:
     """(strategy, seed, budget, ids) of every selection: longest takes the first ids, randoms mostly others."""
-    ids = [f"ex{i:04d}" for i in range(POOL)]
-    out = [{"strategy": "full", "seed": None, "budget": POOL, "ids": ids}]
-    for budget in BUDGETS:
+    ids = [f"ex{i:05d}" for i in range(pool)]
+    out = [{"strategy": "full", "seed": None, "budget": pool, "ids": ids}]
+    for budget in budgets:
         longest = ids[:budget]
         out.append({"strategy": "longest", "seed": None, "budget": budget, "ids": longest})
         for seed in SEEDS:
@@ -39,7 +39,7 @@ def _selections(rng: np.random.Generator) -> list[dict]:
             rest = list(rng.choice(ids[budget:], size=budget - len(shared), replace=False))
             out.append({"strategy": "random", "seed": seed, "budget": budget, "ids": shared + rest})
         out.append({"strategy": "strict-random", "seed": 0, "budget": budget,
-                    "ids": list(rng.choice(ids[max(BUDGETS):], size=budget, replace=False))})
+                    "ids": list(rng.choice(ids[max(budgets):], size=budget, replace=False))})
     return out
 
 
@@ -49,16 +49,17 @@ def _scores(strategy: str, rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def make_run(root: Path, *, n_items: int = 40, model: str = "smollm2-135m-instruct", seed: int = 0,
-             head_to_head: bool = True, missing_model: bool = False) -> Path:
+             head_to_head: bool = True, missing_model: bool = False, budgets: tuple[int, ...] = BUDGETS,
+             pool: int = POOL) -> Path:
     """Write the run folder under `root` and return its path."""
     rng = np.random.default_rng(seed)
     run = root / "run"
     (run / "data" / DATASET).mkdir(parents=True)
     (run / "data" / DATASET / "manifest.json").write_text(json.dumps({
-        "n": POOL, "n_dropped": 0, "sha256": DATA_SHA, "source": "sharegpt",
-        "subsample": {"limit": POOL, "pool_sha256": "e" * 64, "seed": 0}}))
+        "n": pool, "n_dropped": 0, "sha256": DATA_SHA, "source": "sharegpt",
+        "subsample": {"limit": pool, "pool_sha256": "e" * 64, "seed": 0}}))
     cells, results, items = [], [], []
-    for sel in _selections(rng):
+    for sel in _selections(rng, budgets, pool):
         strategy, sseed, budget = sel["strategy"], sel["seed"], sel["budget"]
         where = "full" if strategy == "full" else f"b{budget}"
         name = strategy if sseed is None else f"{strategy}-s{sseed}"
@@ -67,7 +68,7 @@ def make_run(root: Path, *, n_items: int = 40, model: str = "smollm2-135m-instru
         scoring = 0.12 if strategy == "longest" else 0.0
         select_usd = 0.07 if strategy == "longest" else 0.001
         manifest = {"strategy": strategy, "budget": budget, "seed": sseed, "params": {},
-                    "dataset": {"path": str(run / "data" / DATASET), "sha256": DATA_SHA, "n": POOL},
+                    "dataset": {"path": str(run / "data" / DATASET), "sha256": DATA_SHA, "n": pool},
                     "ids": sel["ids"], "ids_sha256": sha256_lines(sel["ids"]),
                     "cost": {"usd": select_usd, "wall_seconds": select_usd * 450, "step": f"select:{strategy}"},
                     "scores": {"length": {"config_key": "k" * 64, "cost": {"usd": scoring, "wall_seconds": 54.0}}}
@@ -90,7 +91,7 @@ def make_run(root: Path, *, n_items: int = 40, model: str = "smollm2-135m-instru
                 "lora": True}
         common = {**cell, "ids_sha256": manifest["ids_sha256"], "selection_cost_usd": scoring + select_usd,
                   "selection_seconds": (scoring + select_usd) * 450, "train_cost_usd": train_usd,
-                  "train_seconds": train_usd * 450, "full_train_cost_usd_projected": 0.004 * POOL * 1.05,
+                  "train_seconds": train_usd * 450, "full_train_cost_usd_projected": 0.004 * pool * 1.05,
                   "eval_cost_usd": 0.01, "n_selected": budget, "cell": cell_id, "model": str(model_dir)}
         scores = _scores(strategy, rng, n_items)
         items += [{**cell, "benchmark": "ifeval", "item": f"p{i}", "score": s, "opponent_seed": None, "cell": cell_id}
@@ -113,8 +114,8 @@ def make_run(root: Path, *, n_items: int = 40, model: str = "smollm2-135m-instru
               for i, s in enumerate(base_scores)]
     _write_tables(run, results, items)
     grid = {"out": str(run), "model": model, "seed": 0,
-            "datasets": {DATASET: {"source": "sharegpt", "input": "sharegpt", "limit": POOL}},
-            "budgets": list(BUDGETS), "strategies": {"longest": {}, "full": {}},
+            "datasets": {DATASET: {"source": "sharegpt", "input": "sharegpt", "limit": pool}},
+            "budgets": list(budgets), "strategies": {"longest": {}, "full": {}},
             "random": {"seeds": list(SEEDS), "max_overlap": 0.3, "strict": True},
             "train": {"presets": ["demo"], "lora": True},
             "benchmarks": {"ifeval": {"limit": n_items},
