@@ -60,7 +60,7 @@ def _run_human(summary: dict[str, Any]) -> None:
                   f"(this run ${summary['spent_usd']:,.4f}), {summary['seconds']:.0f} s")
     for failure in summary["failures"]:
         console.print(f"[red]failed[/red] {failure['step']}: {failure['error']}")
-    console.print(f"results: {summary['results']}\nlog: {summary['log']}")
+    console.print(f"results: {summary['results']}\nlog: {summary['log']}\nreport: {summary['report']}")
 
 
 @handle_errors
@@ -78,7 +78,8 @@ def run(
     as_json: bool = JsonOption,
 ) -> None:
     """Run a study grid: datasets x strategies x budgets x random seeds x presets x benchmarks, every step
-    cached (a killed run resumes where it stopped), results in RUN_DIR/results.parquet and items.parquet.
+    cached (a killed run resumes where it stopped), results in RUN_DIR/results.parquet and items.parquet,
+    the report in RUN_DIR/report/ (`selbench report`).
     Exit 1 when a cell failed (the others still run).
 
     Examples:
@@ -106,10 +107,12 @@ def run(
         else:
             _dry_human(dry)
         return
+    from selbench.report.study import write_study_report
     from selbench.runner.study import run_study
 
     report = run_study(grid, executor=executor, address=address, out=out, progress=progress, workers=workers)
     summary = report.summary()
+    summary["report"] = write_study_report(report.plan.run_dir)["html"]
     emit(summary, as_json, None if as_json else _run_human)
     if summary["failed"]:
         raise typer.Exit(1)
