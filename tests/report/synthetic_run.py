@@ -50,8 +50,10 @@ def _scores(strategy: str, rng: np.random.Generator, n: int) -> np.ndarray:
 
 def make_run(root: Path, *, n_items: int = 40, model: str = "smollm2-135m-instruct", seed: int = 0,
              head_to_head: bool = True, missing_model: bool = False, budgets: tuple[int, ...] = BUDGETS,
-             pool: int = POOL) -> Path:
-    """Write the run folder under `root` and return its path."""
+             pool: int = POOL, full_finetuning: bool = False) -> Path:
+    """Write the run folder under `root` and return its path (`full_finetuning`: every selection is also
+    fine-tuned fully with the `set1` preset, for LoRA vs full)."""
+    setups = [("demo", True), *([("set1", False)] if full_finetuning else [])]
     rng = np.random.default_rng(seed)
     run = root / "run"
     (run / "data" / DATASET).mkdir(parents=True)
@@ -74,38 +76,39 @@ def make_run(root: Path, *, n_items: int = 40, model: str = "smollm2-135m-instru
                     "scores": {"length": {"config_key": "k" * 64, "cost": {"usd": scoring, "wall_seconds": 54.0}}}
                     if scoring else {}}
         path.write_text(json.dumps(manifest))
-        cell_id = f"{DATASET}/{where}/{name}/demo"
-        model_dir = run / "models" / cell_id.replace("/", "-")
-        if not missing_model:
-            model_dir.mkdir(parents=True)
-            (model_dir / "meta.json").write_text(json.dumps({
-                "step": "train", "key": f"{len(cells):02d}" * 32,
-                "inputs": {"dataset": DATA_SHA, "ids": manifest["ids_sha256"],
-                           "model": {"model_sha256": MODEL_SHA, "tokenizer_sha256": TOKENIZER_SHA}},
-                "libraries": {"torch": "2.13.0+cpu", "transformers": "5.24.0", "selbench": "0.1.0"}}))
-        cells.append({"id": cell_id, "dataset": DATASET, "budget": None if strategy == "full" else budget,
-                      "strategy": strategy, "seed": sseed, "preset": "demo", "lora": True,
-                      "selection": str(path), "model": str(model_dir), "steps": []})
-        train_usd = 0.004 * budget
-        cell = {"dataset": DATASET, "budget": budget, "strategy": strategy, "seed": sseed, "preset": "demo",
-                "lora": True}
-        common = {**cell, "ids_sha256": manifest["ids_sha256"], "selection_cost_usd": scoring + select_usd,
-                  "selection_seconds": (scoring + select_usd) * 450, "train_cost_usd": train_usd,
-                  "train_seconds": train_usd * 450, "full_train_cost_usd_projected": 0.004 * pool * 1.05,
-                  "eval_cost_usd": 0.01, "n_selected": budget, "cell": cell_id, "model": str(model_dir)}
-        scores = _scores(strategy, rng, n_items)
-        items += [{**cell, "benchmark": "ifeval", "item": f"p{i}", "score": s, "opponent_seed": None, "cell": cell_id}
-                  for i, s in enumerate(scores)]
-        results += [{**common, "benchmark": "ifeval", "metric": m, "value": float(scores.mean()) + d}
-                    for m, d in (("prompt_strict", 0.0), ("inst_strict", 0.05))]
-        if head_to_head and strategy not in ("random", "full"):
-            mean = 0.75 if strategy == "longest" else 0.5
-            prefs = np.clip(rng.normal(mean, 0.25, n_items), 0, 1)
-            items += [{**cell, "benchmark": "alpacaeval", "item": str(i), "score": float(p),
-                       "opponent_seed": SEEDS[i % len(SEEDS)], "cell": cell_id} for i, p in enumerate(prefs)]
-            win = float(prefs.mean()) * 100
-            results += [{**common, "benchmark": "alpacaeval", "metric": "win_rate", "value": win},
-                        {**common, "benchmark": "alpacaeval", "metric": "mean_adjusted_win_rate", "value": win - 50}]
+        for preset, lora in setups:
+            cell_id = f"{DATASET}/{where}/{name}/{preset}"
+            model_dir = run / "models" / cell_id.replace("/", "-")
+            if not missing_model:
+                model_dir.mkdir(parents=True)
+                (model_dir / "meta.json").write_text(json.dumps({
+                    "step": "train", "key": f"{len(cells):02d}" * 32,
+                    "inputs": {"dataset": DATA_SHA, "ids": manifest["ids_sha256"],
+                               "model": {"model_sha256": MODEL_SHA, "tokenizer_sha256": TOKENIZER_SHA}},
+                    "libraries": {"torch": "2.13.0+cpu", "transformers": "5.24.0", "selbench": "0.1.0"}}))
+            cells.append({"id": cell_id, "dataset": DATASET, "budget": None if strategy == "full" else budget,
+                          "strategy": strategy, "seed": sseed, "preset": preset, "lora": lora,
+                          "selection": str(path), "model": str(model_dir), "steps": []})
+            train_usd = 0.004 * budget * (1 if lora else 3)
+            cell = {"dataset": DATASET, "budget": budget, "strategy": strategy, "seed": sseed, "preset": preset,
+                    "lora": lora}
+            common = {**cell, "ids_sha256": manifest["ids_sha256"], "selection_cost_usd": scoring + select_usd,
+                      "selection_seconds": (scoring + select_usd) * 450, "train_cost_usd": train_usd,
+                      "train_seconds": train_usd * 450, "full_train_cost_usd_projected": 0.004 * pool * 1.05 * (1 if lora else 3),
+                      "eval_cost_usd": 0.01, "n_selected": budget, "cell": cell_id, "model": str(model_dir)}
+            scores = _scores(strategy, rng, n_items)
+            items += [{**cell, "benchmark": "ifeval", "item": f"p{i}", "score": s, "opponent_seed": None, "cell": cell_id}
+                      for i, s in enumerate(scores)]
+            results += [{**common, "benchmark": "ifeval", "metric": m, "value": float(scores.mean()) + d}
+                        for m, d in (("prompt_strict", 0.0), ("inst_strict", 0.05))]
+            if head_to_head and strategy not in ("random", "full"):
+                mean = 0.75 if strategy == "longest" else 0.5
+                prefs = np.clip(rng.normal(mean, 0.25, n_items), 0, 1)
+                items += [{**cell, "benchmark": "alpacaeval", "item": str(i), "score": float(p),
+                           "opponent_seed": SEEDS[i % len(SEEDS)], "cell": cell_id} for i, p in enumerate(prefs)]
+                win = float(prefs.mean()) * 100
+                results += [{**common, "benchmark": "alpacaeval", "metric": "win_rate", "value": win},
+                            {**common, "benchmark": "alpacaeval", "metric": "mean_adjusted_win_rate", "value": win - 50}]
     base = {"dataset": None, "budget": None, "strategy": "base", "seed": None, "preset": None, "lora": None}
     base_scores = _scores("base", rng, n_items)
     results += [{**base, "benchmark": "ifeval", "metric": "prompt_strict", "value": float(base_scores.mean()),
@@ -117,7 +120,7 @@ def make_run(root: Path, *, n_items: int = 40, model: str = "smollm2-135m-instru
             "datasets": {DATASET: {"source": "sharegpt", "input": "sharegpt", "limit": pool}},
             "budgets": list(budgets), "strategies": {"longest": {}, "full": {}},
             "random": {"seeds": list(SEEDS), "max_overlap": 0.3, "strict": True},
-            "train": {"presets": ["demo"], "lora": True},
+            "train": {"presets": [p for p, _ in setups]},
             "benchmarks": {"ifeval": {"limit": n_items},
                            "alpacaeval": {"limit": n_items, "judge": {"model": model}} if head_to_head else None}}
     (run / "grid.yaml").write_text(yaml.safe_dump(grid, sort_keys=False))

@@ -218,3 +218,20 @@ def test_cli_report_json_and_errors(tmp_path):
     (run / "grid.yaml").write_text("model: [unclosed\n")
     bad = runner.invoke(app, ["report", str(run)])
     assert bad.exit_code == 2 and "grid.yaml" in bad.output and "not YAML" in bad.output
+
+
+def test_lora_vs_full_when_the_same_selections_are_trained_both_ways(tmp_path):
+    run = make_run(tmp_path, full_finetuning=True, head_to_head=False)
+    out = write_study_report(run)
+    doc = json.loads(Path(out["json"]).read_text(encoding="utf-8"))
+    lora = next(s for s in doc["sections"] if s["id"] == "lora-vs-full")
+    assert lora["absent"] is None
+    figure = lora["blocks"][0]
+    assert figure["kind"] == "figure" and figure["table"]["data"][0]["n"] == 11  # every selection, paired
+    verdict = next(s for s in doc["sections"] if s["id"] == "verdict")
+    table = verdict["blocks"][-1]
+    assert "Setup" in table["header"] and {r[table["header"].index("Setup")] for r in table["rows"]} == {
+        "demo, LoRA", "set1, full fine-tuning"}
+    assert sum(doc["summary"]["verdicts"].values()) == 8  # 2 budgets x 2 setups x (longest, strict-random)
+    page = Path(out["html"]).read_text(encoding="utf-8")
+    assert page.count("<svg") >= 6
