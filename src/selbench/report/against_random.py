@@ -107,8 +107,9 @@ def budget_trends_section(results: pd.DataFrame) -> Section:
     if len(trends):
         trends = trends[trends.groupby(["dataset", *_SETUP, "benchmark", METRIC])["budget"].transform("nunique") > 1]
     if trends.empty:
-        shown = ", ".join(f"{int(b):,}" for b in budgets) or "none"
-        section.absent = f"One budget per dataset in this run ({shown}): no trend to show."
+        shown = ", ".join(f"{int(b):,}" for b in budgets)
+        section.absent = f"One budget per dataset in this run ({shown}): no trend to show." if shown else \
+            "No fine-tuned cells yet."
         return section
     show_setup = several_setups(results)
     for (dataset, p, lo, bench, metric), part in trends.groupby(["dataset", *_SETUP, "benchmark", METRIC], sort=True):

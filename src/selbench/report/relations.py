@@ -91,8 +91,8 @@ def lora_section(results: pd.DataFrame) -> Section:
         return section
     if pairs.empty:
         kinds = sorted({"LoRA" if bool(v) else "full fine-tuning" for v in results["lora"]}) if len(results) else []
-        section.absent = ("No LoRA-vs-full pairs: every cell was trained with " + (" and ".join(kinds) or "nothing")
-                          + " only (Figure 7 needs the same selections trained both ways).")
+        section.absent = (f"No LoRA-vs-full pairs: every cell was trained with {' and '.join(kinds)} only (Figure 7 "
+                          "needs the same selections trained both ways)." if kinds else "No fine-tuned cells yet.")
         return section
     corr = lora_vs_full_correlation(primary, n_boot=N_BOOT)
     panels = []
