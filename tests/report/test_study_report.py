@@ -53,6 +53,8 @@ def test_verdict_comes_first_and_every_section_is_there(written):
     assert re.findall(r"^## (.+)$", md, flags=re.M)[0].startswith("Verdict")
     doc = json.loads(Path(out["json"]).read_text(encoding="utf-8"))
     assert [s["id"] for s in doc["sections"]] == SECTIONS
+    absent = {s["id"]: s["absent"] for s in doc["sections"] if s["absent"]}
+    assert absent.keys() == {"lora-vs-full"}, absent  # every other section has its data in this run
 
 
 def test_verdict_is_the_analysis_verdict_table(written):

@@ -59,13 +59,13 @@ def _verdict_text(row: Any) -> str:
 
 def verdict_rows(table: pd.DataFrame, show_setup: bool) -> Table:
     """The full verdict table, one row per comparison, formatted."""
-    header = ["Strategy", "Verdict", "Benchmark", "Budget", "Δ vs random [95% CI]", "p (Holm)", "Evidence",
+    header = ["Strategy", "Verdict", "Budget", "Benchmark", "Δ vs random [95% CI]", "p (Holm)", "Evidence",
               "Extra selection $", "Subset (selection + training) vs full fine-tuning", "Dataset",
               *(["Setup"] if show_setup else [])]
     rows, styles, data = [], [], []
     for _, row in table.iterrows():
-        cells = [selection_label(row["strategy"], row["seed"]), _verdict_text(row), str(row["benchmark"]),
-                 f"{int(row['budget']):,}" if not fmt.missing(row["budget"]) else fmt.DASH, _ci(row),
+        cells = [selection_label(row["strategy"], row["seed"]), _verdict_text(row),
+                 f"{int(row['budget']):,}" if not fmt.missing(row["budget"]) else fmt.DASH, str(row["benchmark"]), _ci(row),
                  fmt.p_value(row["p_holm"]), _evidence(row), fmt.usd(row["extra_selection_usd"], sign=True),
                  _vs_full(row), str(row["dataset"]), *([setup_label(row["preset"], row["lora"])] if show_setup else [])]
         rows.append(cells)

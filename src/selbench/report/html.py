@@ -47,6 +47,7 @@ figure{margin:1.2rem 0 1.6rem}
 svg.plot{display:block;width:100%;height:auto;max-width:32rem}
 details{margin:.3rem 0}
 summary{cursor:pointer;color:#2a5597}
+summary.caption{color:#1b1b1b}
 pre{overflow-x:auto;background:#f5f5f5;border-radius:.35rem;padding:.7rem;font-size:.8rem;line-height:1.4}
 nav ol{padding-left:1.2rem;margin:.3rem 0}
 """
@@ -79,7 +80,7 @@ def _block(block: Table | Figure | Code) -> str:
     if isinstance(block, Table):
         return table_html(block)
     if isinstance(block, Code):
-        return f'<p class="caption">{esc(block.title)}</p><pre>{esc(block.text)}</pre>'
+        return f'<details><summary class="caption">{esc(block.title)}</summary><pre>{esc(block.text)}</pre></details>'
     caption = f"<figcaption>{esc(block.caption)}</figcaption>" if block.caption else ""
     numbers = ""
     if block.table is not None:
@@ -180,7 +181,7 @@ def to_text(report: Report) -> str:
     tables = [b for b in (verdict.blocks if verdict else []) if isinstance(b, Table)]
     if tables:
         table = tables[-1]
-        keep = [table.header.index(h) for h in ("Strategy", "Verdict", "Benchmark", "Budget", "Δ vs random [95% CI]",
+        keep = [table.header.index(h) for h in ("Strategy", "Verdict", "Budget", "Benchmark", "Δ vs random [95% CI]",
                                                  "p (Holm)", "Extra selection $") if h in table.header]
         rows = [[table.header[i] for i in keep], *([row[i] for i in keep] for row in table.rows)]
         widths = [max(len(r[c]) for r in rows) for c in range(len(keep))]
