@@ -68,7 +68,7 @@ def caveats(results: pd.DataFrame, items: pd.DataFrame, grid: dict[str, Any],
         sizes = items.groupby(BENCHMARK)[ITEM].nunique()
         small = {str(b): int(n) for b, n in sizes.items() if n < MIN_ITEMS}
         if small:
-            listed = ", ".join(f"{b} has {n:,} items" for b, n in sorted(small.items()))
+            listed = ", ".join(f"{b} has {n:,} item{'s' if n != 1 else ''}" for b, n in sorted(small.items()))
             out.append(f"Benchmarks are tiny: {listed} (at least {MIN_ITEMS} are needed to see differences of a "
                        "few points).")
     elif len(results):
