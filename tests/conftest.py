@@ -109,3 +109,19 @@ def local_hub(tmp_path, isolated_cache):
     yield start
     for hub in hubs:
         hub.close()
+
+
+@pytest.fixture
+def forbid_model_loading(monkeypatch):
+    """Make every way of loading model weights fail: step keys must be computed from fingerprints alone."""
+    import transformers
+
+    from selbench.assets import models
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"model weights were loaded ({args[:1]})")
+
+    monkeypatch.setattr(models, "load_model", refuse)
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", refuse)
+    monkeypatch.setattr(transformers.PreTrainedModel, "from_pretrained", refuse)
+    return refuse

@@ -46,6 +46,11 @@ def test_bad_grid_names_file_line_and_field(grid, tmp_path):
 def test_bad_options(grid):
     assert "field 'executor'" in one_error_line(invoke(grid, "--executor", "slurm"))
     assert "field 'address'" in one_error_line(invoke(grid, "--address", "auto"))
+    assert "field 'address'" in one_error_line(invoke(grid, "--executor", "local", "--address", "auto"))
+    line = one_error_line(invoke(grid, "--executor", "ray", "--address", "127.0.0.1:9"))
+    assert "field 'address'" in line and "no Ray cluster answers at 127.0.0.1:9" in line
+    assert "field 'address'" in one_error_line(invoke(grid, "--executor", "ray", "--address", "nowhere"))
+    assert not (grid.parent / "run").exists()
     assert "field 'device'" in one_error_line(invoke(grid, "--device", "tpu", "--dry-run"))
     assert "not found" in one_error_line(invoke(grid.with_name("absent.yaml")))
 

@@ -147,3 +147,27 @@ def test_ray_executor_on_a_local_cluster(tmp_path):
     outcomes = executor.execute(make_plan(tmp_path, list(DIAMOND)), store)
     check_diamond(tmp_path, outcomes, store)
     assert "bad value" in (tmp_path / "run.log").read_text(), "workers log into the run's log file"
+
+
+@dataclass(frozen=True)
+class DeviceProbe(ModelProbe):
+    """Records the process and the GPUs it was given."""
+
+    def compute(self, tmp: Path, store: StepStore) -> dict[str, Any]:
+        import os
+
+        return {"pid": os.getpid(), "devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+
+
+def test_isolated_model_steps_get_their_own_process_and_gpus(tmp_path):
+    import os
+
+    log = str(tmp_path / "attempts.log")
+    nodes = {label: Node(label, "probe", DeviceProbe(label, log), (), dict(DeviceProbe.resources))
+             for label in ("g1", "g2")}
+    plan = Plan(grid=None, run_dir=tmp_path, nodes=nodes, cells=[])  # type: ignore[arg-type]
+    executor = LocalExecutor(workers=2, isolate=True, capacity={"cpus": 4, "gpus": 2, "memory_gb": 8})
+    outcomes = executor.execute(plan, StepStore(tmp_path / "cache"))
+    stats = [outcomes[label].result.stats for label in ("g1", "g2")]
+    assert all(s["pid"] != os.getpid() for s in stats) and stats[0]["pid"] != stats[1]["pid"]
+    assert sorted(s["devices"] for s in stats) == ["0", "1"], "each step pinned to its own GPU"

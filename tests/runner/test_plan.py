@@ -68,7 +68,7 @@ def test_edges_and_baselines(tmp_path):
     assert plan.nodes["select/b/full/full"].step.budget is None
     # The subsampled dataset is what selections read.
     assert plan.nodes["select/b/b4/longest"].step.data == str(run / "data/b")
-    assert plan.nodes["subsample/b"].step.pool == str(run / "data/_pool/b")
+    assert plan.nodes["subsample/b"].step.data == str(run / "data/_pool/b")
     h2h = plan.nodes["eval/alpacaeval/a/b4/longest/demo"]
     assert set(h2h.deps) == {"train/a/b4/longest/demo", "train/a/b4/random-s0/demo", "train/a/b4/random-s1/demo"}
     assert h2h.step.random_seeds == (0, 1) and h2h.step.judge == "gpt-4-turbo"
@@ -86,7 +86,7 @@ def test_status_of_a_fresh_plan_reads_only_what_is_there(tmp_path):
     store = StepStore(tmp_path / "cache")
     status = node_status(plan, store)
     assert status["prepare/a"].key is not None, "an input file on disk gives its prepare key at once"
-    assert status["prepare/b"].key is None and "does not exist" in status["prepare/b"].why
+    assert status["prepare/b"].key is None and "no such file" in status["prepare/b"].why
     assert status["select/a/b4/longest"].key is None and "not prepared yet" in status["select/a/b4/longest"].why
     assert not any(s.cached for s in status.values())
     assert not (tmp_path / "cache").exists() and not (tmp_path / "run").exists(), "planning wrote nothing"

@@ -14,10 +14,13 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
+from selbench.analysis.tables import read_items, read_results
 from selbench.cli.main import app
 
+REPO = Path(__file__).resolve().parents[2]
 WORDS = ["red", "green", "blue", "amber", "violet", "cyan", "olive", "coral", "teal", "gold"]
 ANALYSIS_COLUMNS = ("dataset", "budget", "strategy", "seed", "preset", "lora", "benchmark", "metric", "value",
                     "ids_sha256", "selection_cost_usd", "selection_seconds", "train_cost_usd", "train_seconds",
@@ -58,7 +61,7 @@ def subprocess_dry_run(grid: Path, cache: Path) -> dict:
     """A dry run in a fresh interpreter, reporting which heavy modules it imported."""
     script = ("import json, sys\nfrom selbench.runner.study import dry_run\n"
               f"out = dry_run({str(grid)!r}).summary()\n"
-              "out['modules'] = [m for m in ('torch', 'transformers.modeling_utils', 'peft', 'datasets') "
+              "out['modules'] = [m for m in ('torch', 'transformers.modeling_utils', 'peft') "
               "if m in sys.modules]\nprint(json.dumps(out))\n")
     env = dict(os.environ, SELBENCH_CACHE=str(cache))
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
@@ -100,18 +103,21 @@ def test_tiny_grid_local_then_cached_then_ray(tmp_path, tiny_model_dir, monkeypa
     assert "train_runtime" in logged and "FutureWarning" in logged, "training logs and warnings go to run.log"
     assert (run / "grid.yaml").is_file() and len(json.loads((run / "plan.json").read_text())["steps"]) == 13
 
-    results = pd.read_parquet(run / "results.parquet")
+    results = read_results(run / "results.parquet")  # the analysis's reader: columns and unique keys
     assert set(ANALYSIS_COLUMNS) <= set(results.columns)
-    cells = results[results.strategy != "base"]
+    cells = results
     assert sorted(cells.cell.unique()) == ["pool/b8/longest/demo", "pool/b8/random-s0/demo", "pool/b8/random-s1/demo"]
     assert set(cells.metric) == {"prompt_strict", "inst_strict", "prompt_loose", "inst_loose"}
-    assert len(cells) == 12 and len(results[results.strategy == "base"]) == 4
+    assert len(cells) == 12
+    base = pd.read_parquet(run / "base.parquet")
+    assert len(base) == 4 and set(base.strategy) == {"base"} and base.dataset.isna().all()
+    assert len(pd.read_parquet(run / "base_items.parquet")) == 2
     assert (cells.budget == 8).all() and cells.lora.all() and (cells.train_cost_usd > 0).all()
     assert (cells.full_train_cost_usd_projected > cells.train_cost_usd).all(), "48 examples cost more than 8"
     assert (cells[cells.strategy == "longest"].selection_seconds > 0).all()
     assert sorted(cells[cells.strategy == "random"].seed.unique()) == [0, 1]
-    items = pd.read_parquet(run / "items.parquet")
-    assert len(items) == 4 * 2 and set(items.score) <= {0.0, 1.0}
+    items = read_items(run / "items.parquet")
+    assert len(items) == 3 * 2 and set(items.score) <= {0.0, 1.0}
     chosen = {name: json.loads((run / f"selections/pool/b8/{name}.json").read_text()) for name in selections(run)}
     assert chosen["random-s0"]["overlap"]["longest"] <= 0.3 and len(chosen["longest"]["ids"]) == 8
     model = run / "models" / "pool-b8-longest-demo"
@@ -167,11 +173,13 @@ def test_sigkill_mid_run_then_rerun_redoes_no_finished_training(tmp_path, tiny_m
     trains = {s["key"]: s for s in plan["steps"] if s["kind"] == "train"}
     assert len(trains) == 3 and all(trains[key]["cached"] for key in killed_at), "reported as cached"
     assert sum(not s["cached"] for s in trains.values()) == 3 - len(killed_at)
+    code, third, output = invoke(str(grid))
+    assert code == 0 and (third["cached"], third["steps_run"]) == (3, 0), output
 
 
 def test_benchmarks_and_a_failing_cell(tmp_path, tiny_model_dir, shared_data, monkeypatch):
     """LLMBar and the AlpacaEval head-to-head (judged by a local model served for the step) on every cell; a
-    strict-random draw that cannot be met fails its own cell only, and the run exits 1."""
+    strict-random draw that cannot be met fails its own cell only, and the run exits 1; the grid's prices."""
     pool = tmp_path / "pool.jsonl"
     pool.write_text("".join(json.dumps({"instruction": f"Count to {i}.", "output": " ".join(["one"] * (i + 1))}) + "\n"
                             for i in range(12)))
@@ -190,6 +198,7 @@ train: {{presets: [demo], lora: true, set: {{max_steps: 1, max_length: 32}}}}
 benchmarks:
   llmbar: {{limit: 1, data_dir: {shared_data / "llmbar"}}}
   alpacaeval: {{limit: 1, max_new_tokens: 4, judge: {{model: {tiny_model_dir}}}}}
+prices: {{node_usd_per_hour: {{default: 0.0}}}}
 """)
     monkeypatch.setenv("SELBENCH_CACHE", str(tmp_path / "cache"))
     code, out, output = invoke(str(grid))
@@ -198,6 +207,9 @@ benchmarks:
     assert [f["step"] for f in out["failures"]] == ["select/pool/b8/strict-random-s0"]
     assert "cannot be met" in out["failures"][0]["error"]
     results = pd.read_parquet(tmp_path / "run" / "results.parquet")
+    # The grid's price sheet (free machines, a local judge) prices every dollar column and the summary.
+    assert out["cost_usd"] == 0 and (results[["selection_cost_usd", "train_cost_usd", "eval_cost_usd"]] == 0).all().all()
+    assert (results.train_seconds > 0).all()
     llmbar = results[results.benchmark == "llmbar"]
     assert len(llmbar.cell.unique()) == 5 and set(llmbar.metric) == {"accuracy", "agreement"}
     h2h = results[results.benchmark == "alpacaeval"]
@@ -207,3 +219,30 @@ benchmarks:
     items = pd.read_parquet(tmp_path / "run" / "items.parquet")
     assert set(items[items.benchmark == "alpacaeval"].opponent_seed.dropna()) <= {0}
     assert items[items.benchmark == "llmbar"].score.between(0, 1).all()
+
+
+@pytest.mark.slow
+def test_demo_grid_on_smollm2_in_miniature(tmp_path, shared_data, monkeypatch):
+    """configs/demo.yaml as shipped (packaged ShareGPT pool, SmolLM2, LoRA, IFEval, LLMBar, the head-to-head
+    judged by SmolLM2 served on 127.0.0.1), shrunk to a handful of items and one training step per model."""
+    import yaml
+
+    grid = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+    grid["out"] = str(tmp_path / "demo")
+    grid["datasets"]["sharegpt"]["limit"] = 64
+    grid["budgets"] = [8]
+    grid["random"]["seeds"] = [0]
+    grid["train"]["set"].update(max_steps=1, max_length=128)
+    grid["benchmarks"]["ifeval"].update(limit=1, max_new_tokens=16)
+    grid["benchmarks"]["llmbar"].update(limit=1, data_dir=str(shared_data / "llmbar"))
+    grid["benchmarks"]["alpacaeval"].update(limit=1, max_new_tokens=16)
+    path = tmp_path / "demo.yaml"
+    path.write_text(yaml.safe_dump(grid))
+    monkeypatch.setenv("SELBENCH_CACHE", str(tmp_path / "cache"))
+    code, out, output = invoke(str(path))
+    assert code == 0, output
+    assert (out["cells"], out["done"], out["failed"]) == (3, 3, 0)  # longest, random-s0, strict-random-s0
+    results = read_results(tmp_path / "demo" / "results.parquet")
+    assert set(results.benchmark) == {"ifeval", "llmbar", "alpacaeval"}
+    assert set(results[results.benchmark == "alpacaeval"].strategy) == {"longest", "strict-random"}
+    assert len(pd.read_parquet(tmp_path / "demo" / "base.parquet").benchmark.unique()) == 2

@@ -19,14 +19,15 @@ def _dry_human(dry: Any) -> None:
     console = Console()
     summary = dry.summary()
     kinds = Table("step", "planned", "cached", "to run", "est. time", "est. USD", title=f"plan of {dry.plan.run_dir}")
-    seconds: dict[str, float] = {}
-    usd: dict[str, float] = {}
+    rows: dict[str, list[float]] = {}  # planned, cached, seconds, usd; evaluations per benchmark
     for node in dry.plan.nodes.values():
-        seconds[node.kind] = seconds.get(node.kind, 0.0) + dry.estimate.seconds.get(node.id, 0.0)
-        usd[node.kind] = usd.get(node.kind, 0.0) + dry.estimate.usd.get(node.id, 0.0)
-    for kind, counts in summary["by_kind"].items():
-        kinds.add_row(kind, str(counts["steps"]), str(counts["cached"]), str(counts["steps"] - counts["cached"]),
-                      format_seconds(seconds[kind]), f"${usd[kind]:,.2f}")
+        row = rows.setdefault(node.kind if node.kind != "eval" else f"eval {node.benchmark}", [0, 0, 0.0, 0.0])
+        row[0] += 1
+        row[1] += int(dry.status[node.id].cached)
+        row[2] += dry.estimate.seconds.get(node.id, 0.0)
+        row[3] += dry.estimate.usd.get(node.id, 0.0)
+    for kind, (planned, cached, seconds, usd) in rows.items():
+        kinds.add_row(kind, str(planned), str(cached), str(planned - cached), format_seconds(seconds), f"${usd:,.2f}")
     if dry.estimate.extra_seconds or dry.estimate.extra_usd:
         kinds.add_row("unregistered", "", "", "", format_seconds(dry.estimate.extra_seconds),
                       f"${dry.estimate.extra_usd:,.2f}")
@@ -94,7 +95,7 @@ def run(
 
     if executor is not None and executor not in ("local", "ray"):
         raise InputError(f"{executor!r} is not one of local, ray", field="executor")
-    if address is not None and executor != "ray":
+    if address is not None and executor == "local":
         raise InputError("--address goes with --executor ray", field="address")
     if device is not None and (device not in ("cpu", "cuda") or not dry_run):
         raise InputError(f"{device!r}: --device is cpu or cuda, with --dry-run", field="device")
@@ -110,7 +111,17 @@ def run(
     from selbench.report.study import write_study_report
     from selbench.runner.study import run_study
 
-    report = run_study(grid, executor=executor, address=address, out=out, progress=progress, workers=workers)
+    try:
+        report = run_study(grid, executor=executor, address=address, out=out, progress=progress, workers=workers)
+    except KeyboardInterrupt:
+        # Steps still running in worker threads would hold the interpreter until they finish; every finished
+        # step is already in the store and nothing half-written is ever taken for a result, so leave now.
+        import os
+        import sys
+
+        sys.stderr.write("error: interrupted; finished steps are kept, run the same command again to resume\n")
+        sys.stderr.flush()
+        os._exit(130)
     summary = report.summary()
     summary["report"] = write_study_report(report.plan.run_dir)["html"]
     emit(summary, as_json, None if as_json else _run_human)

@@ -15,15 +15,15 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
 from selbench.data.base import DEFAULT_MAX_CHARS, DEFAULT_MAX_PER_TASK, Loader, LoaderConfig, get_loader
 from selbench.data.schema import Example, rows_sha256, write_examples
 from selbench.errors import InputError
-
-if TYPE_CHECKING:
-    from selbench.store import StepStore
+from selbench.step import Step
+from selbench.store import StepResult, StepStore
 
 log = logging.getLogger(__name__)
 
@@ -85,42 +85,120 @@ def prepare(
         InputError: bad input (FILE:LINE and field named) or bad options; nothing is written under OUT.
         KeyError: unknown source (with near-name suggestions).
     """
-    from selbench.data.lengths import tokenizer_id
-    from selbench.store import StepStore
-
     started = time.perf_counter()
-    loader = get_loader(source)
-    field_map = dict(field_map or {})
-    if field_map:
-        if source not in MAPPED_SOURCES:
-            raise InputError(f"--field only applies to sources {', '.join(MAPPED_SOURCES)}, not {source!r}", field="--field")
-        from selbench.data.jsonl import validate_field_map
-
-        validate_field_map(field_map)
-    config = LoaderConfig(max_per_task=max_per_task, field_map=tuple(sorted(field_map.items())), max_chars=max_chars)
+    step = PrepareStep.make(source, input, skip_invalid=skip_invalid, max_per_task=max_per_task,
+                            field_map=field_map, max_chars=max_chars)
+    step.loader_config()  # unknown source, bad --field: before anything else
     if Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise InputError("exists and is not a folder", path=out_dir, field="--out")
-    read_from, input_name, identity = resolve_input(source, input)
-    step_config = {"source": source, "loader": config.to_dict(), "skip_invalid": skip_invalid, "tokenizer": tokenizer_id()}
-
-    def compute(tmp: Path) -> dict[str, Any]:
-        return _compute(tmp, loader, read_from, input_name, config, skip_invalid)
-
-    store = store or StepStore()
-    result = store.run(STEP, VERSION, step_config, {"input": identity}, compute)
-    manifest = {
-        **result.stats,
-        "source": source,
-        "input": input_name,
-        "input_sha256": _input_hash(identity),
-        "config": step_config,
-        "step_key": result.key,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "selbench_version": _selbench_version(),
-        "cost": result.cost,
-    }
-    _place(result.path, Path(out_dir), manifest)
+    result = step.run(store)
+    manifest = step.publish(result, out_dir)
     return {**manifest, "cached": result.cached, "seconds": round(time.perf_counter() - started, 3), "out": str(out_dir)}
+
+
+@dataclass(frozen=True)
+class PrepareStep(Step):
+    """Read a source file (or `hf://` dataset) into the canonical schema: the `prepare` step.
+
+    Args:
+        source: registered loader name (`selbench.data.base.LOADERS`: alpaca, dolly, sharegpt, jsonl, ...).
+        input: a file path, `hf://org/name[@revision][:split]`, or a packaged pool name (`sharegpt`).
+        skip_invalid: drop invalid records (counted by reason) instead of stopping at the first.
+        max_per_task: FLAN's per-task cap.
+        field_map: (canonical field, source field) pairs (jsonl, parquet, hf only); `make` takes a mapping.
+        max_chars: longer examples are invalid.
+        out: (not in the key) a folder to publish `data.parquet` + `manifest.json` into after `run()`.
+
+    Key: the loader options, the statistics tokenizer's id and the input's content identity (a file's sha256,
+    hashed from disk without parsing it; a hub dataset's revision fingerprint). Outputs: the store folder holds
+    `data.parquet`, and meta.json's `stats` are the manifest's body (`n`, `sha256`, drops, token lengths). A
+    prepared dataset *folder* (what scoring, selection and training read) is the published `out` (or
+    `prepare()`'s `out_dir`): `data.parquet` + `manifest.json`.
+    """
+
+    source: str
+    input: str
+    skip_invalid: bool = False
+    max_per_task: int = DEFAULT_MAX_PER_TASK
+    field_map: tuple[tuple[str, str], ...] = ()
+    max_chars: int = DEFAULT_MAX_CHARS
+    out: str | None = field(default=None, compare=False)
+
+    name: ClassVar[str] = STEP
+    VERSION: ClassVar[int] = VERSION
+    resources: ClassVar[Mapping[str, float]] = {"cpus": 1, "gpus": 0, "memory_gb": 4}
+
+    @classmethod
+    def make(cls, source: str, input: str | Path, *, skip_invalid: bool = False,
+             max_per_task: int = DEFAULT_MAX_PER_TASK, field_map: Mapping[str, str] | None = None,
+             max_chars: int = DEFAULT_MAX_CHARS, out: str | Path | None = None) -> PrepareStep:
+        return cls(source, str(input), skip_invalid, max_per_task, tuple(sorted(dict(field_map or {}).items())),
+                   max_chars, None if out is None else str(out))
+
+    def __getstate__(self) -> dict[str, Any]:  # the resolved input is recomputed where the step runs
+        return {k: v for k, v in self.__dict__.items() if k != "_resolved"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def loader_config(self) -> LoaderConfig:
+        """The loader options, validated (KeyError: unknown source; InputError: bad field map)."""
+        get_loader(self.source)
+        if self.field_map:
+            if self.source not in MAPPED_SOURCES:
+                raise InputError(f"--field only applies to sources {', '.join(MAPPED_SOURCES)}, not {self.source!r}",
+                                 field="--field")
+            from selbench.data.jsonl import validate_field_map
+
+            validate_field_map(dict(self.field_map))
+        return LoaderConfig(max_per_task=self.max_per_task, field_map=self.field_map, max_chars=self.max_chars)
+
+    def resolved(self) -> tuple[str | Path, str, Any]:
+        """`resolve_input` of this step's input, hashed once per step object."""
+        cached = self.__dict__.get("_resolved")
+        if cached is None:
+            cached = resolve_input(self.source, self.input)
+            object.__setattr__(self, "_resolved", cached)
+        return cached
+
+    def config(self) -> dict[str, Any]:
+        from selbench.data.lengths import tokenizer_id
+
+        return {"source": self.source, "loader": self.loader_config().to_dict(), "skip_invalid": self.skip_invalid,
+                "tokenizer": tokenizer_id()}
+
+    def inputs(self) -> dict[str, Any]:
+        return {"input": self.resolved()[2]}
+
+    def describe(self) -> str:
+        return f"prepare {self.source} {Path(self.input).name if '://' not in self.input else self.input}"
+
+    def compute(self, tmp: Path, store: StepStore) -> dict[str, Any]:
+        read_from, input_name, _ = self.resolved()
+        return _compute(tmp, get_loader(self.source), read_from, input_name, self.loader_config(), self.skip_invalid)
+
+    def run(self, store: StepStore | None = None, *, force: bool = False) -> StepResult:
+        """The stored result (computed first if absent), published to `out` when set."""
+        result = super().run(store, force=force)
+        if self.out is not None:
+            self.publish(result, self.out)
+        return result
+
+    def publish(self, result: StepResult, out_dir: str | Path) -> dict[str, Any]:
+        """Copy the store entry's Parquet to `out_dir` with a `manifest.json` (written last); returns the manifest."""
+        manifest = {
+            **result.stats,
+            "source": self.source,
+            "input": self.resolved()[1],
+            "input_sha256": _input_hash(result.meta["inputs"]["input"]),
+            "config": result.meta["config"],
+            "step_key": result.key,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "selbench_version": _selbench_version(),
+            "cost": result.cost,
+        }
+        _place(result.path, Path(out_dir), manifest)
+        return manifest
 
 
 def _compute(tmp: Path, loader: Loader, read_from: str | Path, input_name: str, config: LoaderConfig, skip_invalid: bool) -> dict[str, Any]:
@@ -213,4 +291,4 @@ def read_manifest(out_dir: str | Path) -> dict[str, Any]:
         raise InputError(f"manifest.json is not valid JSON: {exc}", path=path) from None
 
 
-__all__ = ["prepare", "read_manifest", "resolve_input"]
+__all__ = ["PrepareStep", "prepare", "read_manifest", "resolve_input"]

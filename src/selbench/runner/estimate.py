@@ -179,10 +179,11 @@ class _Work:
         self.tp = tp
         self.generated: set[str] = set()
 
-    def dataset_facts(self, dataset: str) -> tuple[float, float]:
-        """(pool size, mean tokens per example) of a dataset: its manifest, else the known release sizes."""
-        manifest = self.plan.run_dir / "data" / dataset / "manifest.json"
+    def dataset_facts(self, dataset: str, *, pool: bool = False) -> tuple[float, float]:
+        """(size, mean tokens per example) of a dataset (`pool`: before its subsample): its manifest, else the
+        known release sizes."""
         spec = self.plan.grid.datasets[dataset]
+        manifest = self.plan.run_dir / "data" / ("_pool" if pool and spec.limit else "") / dataset / "manifest.json"
         try:
             m = json.loads(manifest.read_text(encoding="utf-8"))
             tokens = m.get("tokens", {})
@@ -190,7 +191,7 @@ class _Work:
             return float(m["n"]), mean
         except (OSError, ValueError, KeyError, TypeError):
             n = KNOWN_POOL_SIZES.get(spec.source, DEFAULT_POOL_SIZE)
-            return float(min(n, spec.limit) if spec.limit else n), DEFAULT_TOKENS_PER_EXAMPLE
+            return float(min(n, spec.limit) if spec.limit and not pool else n), DEFAULT_TOKENS_PER_EXAMPLE
 
     def train_seconds(self, dataset: str, n_selected: float, config: Any) -> float:
         _, mean = self.dataset_facts(dataset)
@@ -212,7 +213,7 @@ class _Work:
         step = node.step
         if node.kind in ("prepare", "subsample"):
             dataset = Path(step.out).name
-            n, mean = self.dataset_facts(dataset)
+            n, mean = self.dataset_facts(dataset, pool=True)
             return n * mean / 200_000.0 + 5.0, 0.0  # GPT-2 BPE counting ~200k tokens/s
         if node.kind == "score":
             n, mean = self.dataset_facts(Path(step.data).name)
@@ -232,7 +233,8 @@ class _Work:
         step, grid = node.step, self.plan.grid
         if node.benchmark == "ifeval":
             n = step.limit or BENCHMARK_SIZES["ifeval"]
-            return self.generate_seconds(n, step.max_new_tokens), 0.0
+            max_new_tokens = step.generation.max_new_tokens if step.generation is not None else 1024
+            return self.generate_seconds(n, max_new_tokens), 0.0
         if node.benchmark == "llmbar":
             n = step.limit or BENCHMARK_SIZES[f"llmbar-{step.subset}"]
             if step.subset == "adversarial" and step.limit:
@@ -252,10 +254,7 @@ class _Work:
         out_tokens = 60 if (step.annotator or "").endswith("_fn") else 1
         if step.judge_base_url is None and _is_local(step.judge):
             return seconds + self.prefill_seconds(calls * 1000) + calls * out_tokens / self.tp.generate_tokens_per_s, 0.0
-        from selbench.cost.prices import load_price_sheet
-
-        prices = _prices(grid.prices) if grid.prices is not None else load_price_sheet(None)
-        price = prices.api_price(step.judge)
+        price = price_sheet(grid.prices).api_price(step.judge)
         return seconds + calls * 0.05, calls * (1000 * price.input_per_1m + out_tokens * price.output_per_1m) / 1e6
 
 
@@ -265,15 +264,16 @@ def _is_local(judge: str) -> bool:
     return judge.startswith("hf://") or judge in model_asset_names() or Path(judge).is_dir()
 
 
-def _prices(value: Any) -> Any:
-    """The grid's `prices`: a price sheet file, or the sheet inline (same shape)."""
+def price_sheet(value: Any) -> Any:
+    """The grid's `prices`: None (the study's 8 USD/hour), a price sheet YAML file, or the sheet inline (same
+    shape, validated the same way)."""
     import tempfile
 
     import yaml
 
     from selbench.cost.prices import load_price_sheet
 
-    if isinstance(value, str):
+    if value is None or isinstance(value, str):
         return load_price_sheet(value)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
         yaml.safe_dump(value, fh)
@@ -287,11 +287,7 @@ def estimate(plan: Plan, status: dict[str, NodeStatus], store: StepStore, unregi
              device: str | None = None) -> Estimate:
     """Seconds and dollars of every node not cached, on this machine (or `device`)."""
     tp = measure_throughputs(store, plan.grid.model, device)
-    prices = _prices(plan.grid.prices) if plan.grid.prices is not None else None
-    if prices is None:
-        from selbench.cost.prices import PriceSheet
-
-        prices = PriceSheet()
+    prices = price_sheet(plan.grid.prices)
     rate = prices.node_rate(tp.device) / 3600.0
     work = _Work(plan, tp)
     seconds: dict[str, float] = {}

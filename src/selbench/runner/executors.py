@@ -293,7 +293,12 @@ class RayExecutor:
             options.update(num_cpus=self.num_cpus or os.cpu_count() or 1, _temp_dir=str(tmp))
         else:
             options["address"] = self.address
-        ray.init(**options)
+        try:
+            ray.init(**options)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            if self.address is None:
+                raise
+            raise InputError(f"cannot connect to the Ray cluster at {self.address!r}: {exc}", field="address") from None
         self._started = True
         self._temp_dir = options.get("_temp_dir")
         return ray
@@ -359,6 +364,23 @@ class RayExecutor:
         return walker.outcomes
 
 
+def check_ray_address(address: str, timeout: float = 5.0) -> None:
+    """A `HOST:PORT` cluster address must accept a connection (Ray itself retries for minutes before it gives
+    up); `auto` and `ray://` addresses are left to Ray."""
+    import socket
+
+    if address == "auto" or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise InputError(f"{address!r} is not auto, HOST:PORT or ray://HOST:PORT", field="address")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise InputError(f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with "
+                         "`ray start --head` or drop --address for a local Ray", field="address") from None
+
+
 def make_executor(kind: str, *, address: str | None = None, max_retries: int = 1, workers: int | None = None,
                   log_file: str | None = None) -> LocalExecutor | RayExecutor:
     """The executor a grid or the command line names."""
@@ -367,5 +389,7 @@ def make_executor(kind: str, *, address: str | None = None, max_retries: int = 1
             raise InputError("--address goes with --executor ray", field="address")
         return LocalExecutor(workers=workers, max_retries=max_retries, log_file=log_file)
     if kind == "ray":
+        if address is not None:
+            check_ray_address(address)
         return RayExecutor(address=address, max_retries=max_retries, num_cpus=workers, log_file=log_file)
     raise InputError(f"{kind!r} is not one of local, ray", field="executor")

@@ -25,10 +25,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from selbench.data.prepare import PrepareStep
+from selbench.data.subsample import SubsampleStep
 from selbench.hashing import sha256_json
 from selbench.runner.grid import Grid
-from selbench.runner.interim_evals import HeadToHeadStep, IFEvalStep, LLMBarStep, OpenLLMStep
-from selbench.runner.interim_steps import PrepareStep, PublishedSelectStep, SubsampleStep, TrainStep
+from selbench.runner.head_to_head import HeadToHeadStep
+from selbench.runner.steps import (
+    LinkedTrainStep,
+    OpenLLMSuiteStep,
+    PublishedSelectStep,
+    RunIFEvalStep,
+    RunLLMBarStep,
+)
 from selbench.selection.base import STRATEGIES
 from selbench.step import InputsNotReady
 from selbench.store import StepStore
@@ -147,12 +155,13 @@ class _Builder:
         spec = self.grid.datasets[name]
         folder = self.run / "data" / name
         prepared = self.run / "data" / "_pool" / name if spec.limit else folder
-        node = self.add(f"prepare/{name}", "prepare", PrepareStep(
-            spec.source, spec.input, str(prepared), spec.skip_invalid, spec.max_per_task, spec.max_chars,
-            tuple(sorted((spec.field_map or {}).items()))))
+        options = {k: v for k, v in (("max_per_task", spec.max_per_task), ("max_chars", spec.max_chars)) if v}
+        node = self.add(f"prepare/{name}", "prepare", PrepareStep.make(
+            spec.source, spec.input, skip_invalid=spec.skip_invalid, field_map=spec.field_map, out=prepared,
+            **options))
         if spec.limit:
             node = self.add(f"subsample/{name}", "subsample",
-                            SubsampleStep(str(prepared), spec.limit, self.grid.seed, str(folder)), (node,))
+                            SubsampleStep(str(prepared), spec.limit, self.grid.seed, out=str(folder)), (node,))
         return node, str(folder)
 
     def select(self, dataset: str, budget: int | None, strategy: str, seed: int | None, params: dict[str, Any],
@@ -232,7 +241,7 @@ def _cell(b: _Builder, dataset: str, budget: int | None, strategy: str, seed: in
     name = _selection_name(strategy, seed)
     cell_id = f"{dataset}/{where}/{name}/{preset}"
     model = b.run / "models" / cell_id.replace("/", "-")
-    train = b.add(f"train/{cell_id}", "train", TrainStep(b.grid.model, data[1], manifest, config, str(model)),
+    train = b.add(f"train/{cell_id}", "train", LinkedTrainStep(b.grid.model, data[1], manifest, config, link=str(model)),
                   (select_node,), resources=MODEL_RESOURCES)
     return Cell(cell_id, dataset, budget, strategy, seed, preset, bool(config.lora), select_node, train,
                 selection_path=manifest, model_path=str(model))
@@ -241,11 +250,14 @@ def _cell(b: _Builder, dataset: str, budget: int | None, strategy: str, seed: in
 def _eval_step(grid: Grid, benchmark: str, model: str, randoms: tuple[Cell, ...] = ()) -> Any:
     spec = getattr(grid.benchmarks, benchmark)
     if benchmark == "ifeval":
-        return IFEvalStep(model, spec.limit, spec.max_new_tokens, spec.batch_size, spec.prompts)
+        from selbench.generation.base import GenerationConfig
+
+        generation = GenerationConfig.greedy(max_new_tokens=spec.max_new_tokens, batch_size=spec.batch_size)
+        return RunIFEvalStep(model=model, prompts=spec.prompts, limit=spec.limit, generation=generation)
     if benchmark == "llmbar":
-        return LLMBarStep(model, spec.subset, spec.strategy, spec.method, spec.limit, spec.batch_size, spec.data_dir)
+        return RunLLMBarStep(model, spec.subset, spec.strategy, spec.method, spec.limit, spec.batch_size, spec.data_dir)
     if benchmark == "openllm":
-        return OpenLLMStep(model, tuple(spec.tasks), spec.setting, spec.limit, spec.batch_size)
+        return OpenLLMSuiteStep(model, tuple(spec.tasks), spec.setting, spec.limit, spec.batch_size)
     assert benchmark == "alpacaeval", f"no step for benchmark {benchmark}"
     judge = spec.judge
     return HeadToHeadStep(model, tuple(c.model_path for c in randoms), tuple(int(c.seed) for c in randoms), judge.model, judge.base_url, judge.api_key_env, judge.workers, spec.limit,

@@ -116,15 +116,21 @@ class RunReport:
 
     def summary(self) -> dict[str, Any]:
         """`cells`, `done` (finished, computed now or cached), `cached` (finished without computing anything),
-        `failed`, `cost_usd` (the study's recorded cost: every step's cost record once, cached or not) and
-        `spent_usd` (what this invocation computed), plus step counts, failures and the tables' paths."""
+        `failed`, `cost_usd` (the study's cost: every step's cost record once, cached or not, priced with the
+        grid's price sheet) and `spent_usd` (what this invocation computed), plus step counts, failures and the
+        tables' paths."""
+        from selbench.cost.tables import price_usd
+        from selbench.runner.estimate import price_sheet
+
         states = self.cell_state()
         ok = [o for o in self.outcomes.values() if o.ok and o.result is not None]
+        prices = price_sheet(self.plan.grid.prices) if self.plan.grid.prices is not None else None
+        usd = {o.node: price_usd(o.result.cost, prices) if o.result.cost else 0.0 for o in ok}
         return {"cells": len(self.plan.cells), "done": sum(s != "failed" for s in states.values()),
                 "cached": sum(s == "cached" for s in states.values()),
                 "failed": sum(s == "failed" for s in states.values()),
-                "cost_usd": round(sum(float(o.result.cost.get("usd", 0.0)) for o in ok), 6),
-                "spent_usd": round(sum(float(o.result.cost.get("usd", 0.0)) for o in ok if not o.cached), 6),
+                "cost_usd": round(sum(usd.values()), 6),
+                "spent_usd": round(sum(usd[o.node] for o in ok if not o.cached), 6),
                 "steps": len(self.plan.nodes), "steps_cached": sum(o.cached for o in ok),
                 "steps_run": sum(not o.cached for o in ok),
                 "steps_failed": sum(not o.ok for o in self.outcomes.values()), "failures": self.failures(),
@@ -187,11 +193,14 @@ def run_study(grid_path: str | Path, *, executor: str | None = None, address: st
     grid, plan = _prepare(grid_path, out, allow_unregistered=False)
     store = store or StepStore()
     run_dir = plan.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run_dir / "grid.yaml", grid_yaml(grid))
     log_file = run_dir / LOG_FILE
     kind = executor or grid.executor.kind
     address = address if address is not None else (grid.executor.address if kind == grid.executor.kind else None)
+    # Bad options fail before anything is written.
+    runner = make_executor(kind, address=address, max_retries=grid.executor.max_retries,
+                           workers=workers or grid.executor.workers, log_file=str(log_file))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run_dir / "grid.yaml", grid_yaml(grid))
     terminal = sys.stderr
     display = RunProgress(plan, terminal, enabled=terminal.isatty() if progress is None else progress)
     tables = ResultsTables(plan)
@@ -201,8 +210,6 @@ def run_study(grid_path: str | Path, *, executor: str | None = None, address: st
         status = node_status(plan, store)
         write_json_atomic(run_dir / "plan.json", plan_json(plan, status))
         display.start(estimate(plan, status, store))
-        runner = make_executor(kind, address=address, max_retries=grid.executor.max_retries,
-                               workers=workers or grid.executor.workers, log_file=str(log_file))
         pending_cells = {c.id: set(c.nodes) for c in plan.cells}
         base_left = set(plan.base_evals.values())
         written: list[Path] = []
