@@ -74,7 +74,12 @@ def verdict_rows(table: pd.DataFrame, show_setup: bool) -> Table:
         styles.append(style)
         data.append({k: row[k] for k in table.columns})
     return Table("Verdict per dataset, budget, benchmark and strategy", header, rows, data, styles,
-                 note=f"Holm-corrected over all {int(table['p_holm'].notna().sum())} tested comparisons at a "
+                 note="Each strategy's fine-tuned model is compared with the random-selection models of the same "
+                      "dataset, budget and training setup, item by item on the same benchmark items; the test carries "
+                      "the spread between random seeds as well as the item-to-item noise, so one lucky random seed "
+                      "does not make a strategy look better than random (selbench.analysis.stats.compare_to_random). "
+                      "The AlpacaEval head-to-head judges the strategy's answers against the random models' answers "
+                      f"directly. Holm-corrected over all {int(table['p_holm'].notna().sum())} tested comparisons at a "
                       f"family-wise α = {ALPHA}. Δ is in percentage points of the benchmark's per-item score "
                       "(the head-to-head: win rate − 50). Full fine-tuning is projected from the run's own "
                       "training speed when no full-data model was trained.")
@@ -136,15 +141,8 @@ def verdict_section(results: pd.DataFrame, items: pd.DataFrame) -> tuple[Section
     table = verdict_table(results, items, alpha=ALPHA)
     table = table.sort_values(["dataset", "budget", "preset", "lora", "benchmark", "strategy", "seed"],
                               kind="stable").reset_index(drop=True)
-    section.text = [
-        "Each strategy's fine-tuned model is compared with the random-selection models of the same dataset, "
-        "budget and training setup, item by item on the same benchmark items. The test carries the spread "
-        "between random seeds as well as the item-to-item noise, so one lucky random seed does not make a "
-        "strategy look better than random (selbench.analysis.stats.compare_to_random). The AlpacaEval "
-        "head-to-head judges the strategy's answers against the random models' answers directly.",
-        "Beats random / loses: significant after Holm correction across the whole table; ties otherwise. "
-        "Extra selection $ is what the strategy's selection cost beyond random selection's.",
-    ]
+    section.text = ["Beats random / loses: significant after Holm correction across the whole table; ties "
+                    "otherwise. Extra selection $: what the strategy's selection cost beyond random selection's."]
     if table.empty:
         section.absent = "Only random baselines were evaluated: there is no strategy to compare."
         return section, table, headline(table)
