@@ -33,7 +33,7 @@ def test_model_step_key_before_run_is_the_stored_key_and_loads_no_model(tiny_mod
     clone = pickle.loads(pickle.dumps(step))
     assert "_prompts" in step.__dict__ and "_prompts" not in clone.__dict__
     assert clone == step and clone.key() == key and step.lookup() is None
-    monkeypatch.undo()
+    forbid_model_loading.undo()
     result = clone.run(StepStore())
     assert result.key == key and not result.cached
     items = read_items(result.path)

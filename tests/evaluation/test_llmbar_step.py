@@ -32,7 +32,7 @@ def test_key_before_judging_is_the_stored_key_and_loads_no_model(tiny_model_dir,
     assert key == cache_key(LLMBarConfig(method="logprob", limit=2), model_identity(str(tiny_model_dir))[1], hashes)
     clone = pickle.loads(pickle.dumps(step))
     assert clone == step and clone.key() == key and step.lookup() is None
-    monkeypatch.undo()
+    forbid_model_loading.undo()
     result = clone.run(StepStore())
     assert result.key == key and not result.cached
     items = read_items(result.path)

@@ -27,7 +27,7 @@ def test_key_before_running_is_the_stored_key_and_loads_no_model(tiny_model_dir,
                            cache_inputs(model_identity(str(tiny_model_dir))[1], FIXTURES))
     clone = pickle.loads(pickle.dumps(step))
     assert clone == step and clone.key() == key and step.lookup() is None
-    monkeypatch.undo()
+    forbid_model_loading.undo()
     monkeypatch.chdir(FIXTURES)
     result = clone.run(StepStore())
     assert result.key == key and not result.cached

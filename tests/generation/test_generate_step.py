@@ -24,7 +24,7 @@ def test_key_before_generating_is_the_stored_key_and_loads_no_model(tiny_model_d
     clone = pickle.loads(pickle.dumps(step))
     assert clone.loaded is None and step.loaded is not None  # the loaded model stays home
     assert clone == step and clone.key() == key
-    monkeypatch.undo()
+    forbid_model_loading.undo()
     result = clone.run(StepStore())
     assert result.key == key and not result.cached
     assert len(read_outputs(result.path)) == len(PROMPTS)

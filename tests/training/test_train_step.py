@@ -40,7 +40,7 @@ def test_key_before_training_is_the_stored_key_and_loads_no_weights(tiny_model_d
     clone = pickle.loads(pickle.dumps(step))
     assert "_tokenizer" in step.__dict__ and "_tokenizer" not in clone.__dict__
     assert clone == step and clone.key() == key
-    monkeypatch.undo()  # training itself loads the model
+    forbid_model_loading.undo()  # training itself loads the model
     result = clone.run(StepStore())
     assert result.key == key and not result.cached
     assert (result.path / "train_config.json").is_file() and (tmp_path / "out" / "train_config.json").is_file()

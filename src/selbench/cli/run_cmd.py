@@ -61,7 +61,7 @@ def _run_human(summary: dict[str, Any]) -> None:
                   f"(this run ${summary['spent_usd']:,.4f}), {summary['seconds']:.0f} s")
     for failure in summary["failures"]:
         console.print(f"[red]failed[/red] {failure['step']}: {failure['error']}")
-    console.print(f"results: {summary['results']}\nlog: {summary['log']}")
+    console.print(f"results: {summary['results']}\nlog: {summary['log']}\nreport: {summary['report']}")
 
 
 @handle_errors
@@ -79,7 +79,8 @@ def run(
     as_json: bool = JsonOption,
 ) -> None:
     """Run a study grid: datasets x strategies x budgets x random seeds x presets x benchmarks, every step
-    cached (a killed run resumes where it stopped), results in RUN_DIR/results.parquet and items.parquet.
+    cached (a killed run resumes where it stopped), results in RUN_DIR/results.parquet and items.parquet,
+    the report in RUN_DIR/report/ (`selbench report`).
     Exit 1 when a cell failed (the others still run).
 
     Examples:
@@ -107,6 +108,7 @@ def run(
         else:
             _dry_human(dry)
         return
+    from selbench.report.study import write_study_report
     from selbench.runner.study import run_study
 
     try:
@@ -121,6 +123,7 @@ def run(
         sys.stderr.flush()
         os._exit(130)
     summary = report.summary()
+    summary["report"] = write_study_report(report.plan.run_dir)["html"]
     emit(summary, as_json, None if as_json else _run_human)
     if summary["failed"]:
         raise typer.Exit(1)

@@ -81,7 +81,9 @@ def _score(name: str, data: Path, out: Path, prices: Path | None, as_json: bool,
     emit({
         "n": result.n,
         "seconds": time.perf_counter() - started,
-        "tokens": int(result.cost.get("tokens", 0)),
+        # model tokens, plus an API judge's prompt and completion tokens (AlpaGasus)
+        "tokens": int(result.cost.get("tokens", 0)) + int(result.cost.get("api_input_tokens", 0))
+        + int(result.cost.get("api_output_tokens", 0)),
         "cost_usd": float(result.call_cost.get("usd", 0.0)),
         "cached": result.cached,
         "config_key": result.key,

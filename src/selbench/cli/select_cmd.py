@@ -76,7 +76,8 @@ def _strategy_command(name: str) -> None:
         inspect.Parameter("data", inspect.Parameter.KEYWORD_ONLY, default=DataOption, annotation=Path),
         inspect.Parameter("budget", inspect.Parameter.KEYWORD_ONLY, annotation=int | None,
                           default=BudgetOption if needs_budget else typer.Option(
-                              None, "--budget", help="Must equal the pool size when given.")),
+                              None, "--budget", help=getattr(cls, "budget_help",
+                                                             "Must equal the pool size when given."))),
         inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=OutOption, annotation=Path),
         inspect.Parameter("seed", inspect.Parameter.KEYWORD_ONLY, default=SeedOption, annotation=int),
     ]

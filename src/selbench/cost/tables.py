@@ -94,6 +94,22 @@ def _select_part(cost: dict[str, Any]) -> dict[str, Any]:
     return cost
 
 
+def manifest_selection_cost(manifest: dict[str, Any], prices: PriceSheet | None = None) -> SelectionCost:
+    """The cost facts of one selection manifest (`strategy`, `budget`, `dataset`, `scores`, `cost`)."""
+    part = _select_part(manifest.get("cost") or {})
+    scores = tuple(
+        (info["config_key"], price_usd(info.get("cost") or {}, prices), float((info.get("cost") or {}).get("wall_seconds", 0.0)))
+        for info in (manifest.get("scores") or {}).values()
+    )
+    dataset = manifest["dataset"]
+    return SelectionCost(
+        dataset=dataset.get("sha256", ""), dataset_name=Path(str(dataset.get("path", "?"))).name,
+        pool_size=int(dataset.get("n") or 0), strategy=manifest["strategy"], budget=int(manifest["budget"]),
+        identity=canonical_json([manifest["strategy"], manifest.get("params"), manifest["budget"], manifest.get("seed")]),
+        select_usd=price_usd(part, prices), select_seconds=float(part.get("wall_seconds", 0.0)), scores=scores,
+    )
+
+
 def _selections(deduped: list[SelectionCost]) -> dict[tuple[str, str], list[SelectionCost]]:
     groups: dict[tuple[str, str], dict[str, SelectionCost]] = defaultdict(dict)
     for sel in deduped:
@@ -131,9 +147,17 @@ def selection_cost_rows(selections: list[SelectionCost]) -> list[dict[str, Any]]
     return rows
 
 
-def selection_vs_full_rows(selections: list[SelectionCost], trains: list[TrainCost]) -> list[dict[str, Any]]:
+def selection_vs_full_rows(
+    selections: list[SelectionCost],
+    trains: list[TrainCost],
+    projected: dict[str, tuple[float, float]] | None = None,
+) -> list[dict[str, Any]]:
     """Table 2: total selection cost per (dataset, strategy) next to full-dataset fine-tuning cost
     (measured, or projected from the measured runs' cost per example; see the module docstring).
+
+    `projected` (dataset sha256 -> (usd, seconds)) replaces that per-example projection where it is given,
+    e.g. with the run's own token-based projection (`full_train_cost_usd_projected` of its results table),
+    so that Table 2 and the verdict table compare against the same number.
 
     >>> sel = SelectionCost("d", "alpaca", 2000, "longest", 100, "a", 1.0, 1.0, (("k", 3.0, 9.0),))
     >>> row = selection_vs_full_rows([sel], [TrainCost("d", "full", 2000, 8.0, 3600.0)])[0]
@@ -152,6 +176,7 @@ def selection_vs_full_rows(selections: list[SelectionCost], trains: list[TrainCo
     for t in trains:
         if t.strategy == "full" or (t.n_examples is not None and t.n_examples == pool.get(t.dataset)):
             full_seconds[t.dataset].append(t.seconds)
+    projected_by = projected or {}
     rows = []
     for (dataset, strategy), sels in _selections(selections).items():
         score_usd, _ = _scoring(sels)
@@ -160,6 +185,9 @@ def selection_vs_full_rows(selections: list[SelectionCost], trains: list[TrainCo
         if full.get(dataset):
             full_usd = sum(full[dataset]) / len(full[dataset])
             full_s = sum(full_seconds[dataset]) / len(full_seconds[dataset])
+        elif projected_by and dataset in projected_by:
+            full_usd, full_s = projected_by[dataset]
+            projected = True
         else:
             full_usd, full_s = _project_full(dataset, pool.get(dataset, 0), trains)
             projected = full_usd is not None
@@ -227,19 +255,7 @@ def collect_costs(run_dir: str | Path, prices: PriceSheet | None = None) -> tupl
     for path, obj in files:
         if not (isinstance(obj, dict) and all(f in obj for f in _MANIFEST_FIELDS)):
             continue
-        cost = obj.get("cost") or {}
-        part = _select_part(cost)
-        scores = tuple(
-            (info["config_key"], price_usd(info.get("cost") or {}, prices), float((info.get("cost") or {}).get("wall_seconds", 0.0)))
-            for info in (obj.get("scores") or {}).values()
-        )
-        dataset = obj["dataset"]
-        sel = SelectionCost(
-            dataset=dataset.get("sha256", ""), dataset_name=Path(str(dataset.get("path", "?"))).name,
-            pool_size=int(dataset.get("n") or 0), strategy=obj["strategy"], budget=int(obj["budget"]),
-            identity=canonical_json([obj["strategy"], obj.get("params"), obj["budget"], obj.get("seed")]),
-            select_usd=price_usd(part, prices), select_seconds=float(part.get("wall_seconds", 0.0)), scores=scores,
-        )
+        sel = manifest_selection_cost(obj, prices)
         selections.append(sel)
         for key in (obj["ids_sha256"], obj.get("select_key"), str(path), str(path.resolve())):
             if key:

@@ -3,7 +3,8 @@
 Runs in the step store keyed by (source, loader config, tokenizer used for statistics, content hash of the
 input), so the same input is prepared once. Bad records stop the step with an `InputError` naming
 FILE:LINE and field, before anything is written under OUT; with `skip_invalid` they are dropped and counted
-by reason. The dataset hash (`sha256`) is `schema.rows_sha256` over the rows in order.
+by reason. Exact duplicates (same id) are always dropped and counted (`dropped.duplicate`; the first one is
+recorded as `first_duplicate`). The dataset hash (`sha256`) is `schema.rows_sha256` over the rows in order.
 """
 
 from __future__ import annotations
@@ -15,12 +16,22 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from selbench.data.base import DEFAULT_MAX_CHARS, DEFAULT_MAX_PER_TASK, Loader, LoaderConfig, get_loader
-from selbench.data.schema import Example, rows_sha256, write_examples
+import numpy as np
+
+from selbench.data.base import (
+    DEFAULT_MAX_CHARS,
+    DEFAULT_MAX_PER_TASK,
+    DUPLICATE,
+    Loader,
+    LoaderConfig,
+    get_loader,
+)
+from selbench.data.schema import Example
 from selbench.errors import InputError
 from selbench.step import Step
 from selbench.store import StepResult, StepStore
@@ -28,7 +39,9 @@ from selbench.store import StepResult, StepStore
 log = logging.getLogger(__name__)
 
 STEP = "prepare"
-VERSION = 2  # 2: ShareGPT conversations opening with a gpt turn start at the next turn (FastChat)
+VERSION = 3  # 2: ShareGPT conversations opening with a gpt turn start at the next turn (FastChat)
+# 3: exact duplicates are dropped and counted for every source (they stopped non-ShareGPT sources before);
+#    token statistics of pools over lengths.SAMPLE_SIZE describe a uniform sample of that size
 DATA_FILE = "data.parquet"
 MANIFEST_FILE = "manifest.json"
 STATS_FILE = "stats.json"
@@ -200,45 +213,105 @@ class PrepareStep(Step):
         _place(result.path, Path(out_dir), manifest)
         return manifest
 
+BATCH = 8192  # examples converted, hashed, token-counted and written together
+
 
 def _compute(tmp: Path, loader: Loader, read_from: str | Path, input_name: str, config: LoaderConfig, skip_invalid: bool) -> dict[str, Any]:
+    """Stream the loader's records into `tmp/data.parquet` a batch at a time.
+
+    Memory is bounded by a batch and a Parquet row group, plus 16 bytes per example (its id, to find
+    duplicates) and the token sample (`lengths.TokenSample`, at most `lengths.SAMPLE_SIZE` examples).
+    """
     from tqdm.auto import tqdm
 
     from selbench.cost import CostMeter
-    from selbench.data.lengths import summarize, token_lengths, tokenizer_id
+    from selbench.data.lengths import (
+        TokenSample,
+        id_keys,
+        stats_tokenizer,
+        summarize,
+        token_lengths,
+        tokenizer_id,
+    )
+    from selbench.data.schema import ExampleWriter
 
-    examples: list[Example] = []
     dropped: Counter[str] = Counter()
-    truncated = None
+    truncated = first_duplicate = None
+    tasks: Counter[str] = Counter()
+    sources: Counter[str] = Counter()
+    n_multi_turn = 0
+    sample = TokenSample()
+    tokenizer = stats_tokenizer()
+    batch: list[Example] = []
+    # Token counting (Rust, without the GIL) runs on a worker thread while the next batch is read and
+    # converted; one batch at most is in flight, and batches are added to the sample in order.
+    counting = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare-tokens")
+    in_flight: list[Future] = []
+
+    def count(keys: np.ndarray, prompts: list[str], outputs: list[str]) -> None:
+        sample.add(keys, token_lengths(prompts, tokenizer, progress=False), token_lengths(outputs, tokenizer, progress=False))
+
+    def wait_counting() -> None:
+        while in_flight:
+            in_flight.pop().result()
+
+    def flush() -> None:
+        nonlocal n_multi_turn
+        if not batch:
+            return
+        writer.write(batch)
+        tasks.update(e.task for e in batch if e.task)
+        sources.update(e.source for e in batch)
+        n_multi_turn += sum(len(e.messages) > 2 for e in batch)
+        keys = id_keys([e.id for e in batch])
+        wait_counting()
+        chosen = np.flatnonzero(sample.wanted(keys))
+        in_flight.append(counting.submit(count, keys[chosen], [_prompt(batch[i]) for i in chosen], [batch[i].output for i in chosen]))
+        batch.clear()
+
     with CostMeter(STEP) as meter:
-        records = tqdm(loader(read_from, config), desc=f"prepare {getattr(loader, 'name', 'data')}", unit=" rec", disable=None, mininterval=1.0)
-        for line, item in records:
-            if isinstance(item, Example):
-                examples.append(item)
-                continue
-            if item.invalid and not skip_invalid:
-                raise InputError(f"{item.message} [{item.reason}; --skip-invalid drops such records]", path=input_name, line=line, field=item.field)
-            dropped[item.reason] += 1
-            if item.reason == "truncated":
-                truncated = {"line": line, "message": item.message}
-            log.debug("%s:%d dropped (%s): %s", input_name, line, item.reason, item.message)
-        if not examples:
+        writer = ExampleWriter(tmp / DATA_FILE)
+        try:
+            records = tqdm(loader(read_from, config), desc=f"prepare {getattr(loader, 'name', 'data')}", unit=" rec", disable=None, mininterval=1.0)
+            for line, item in records:
+                if isinstance(item, Example):
+                    batch.append(item)
+                    if len(batch) >= BATCH:
+                        flush()
+                    continue
+                if item.invalid and not skip_invalid:
+                    raise InputError(f"{item.message} [{item.reason}; --skip-invalid drops such records]", path=input_name, line=line, field=item.field)
+                dropped[item.reason] += 1
+                if item.reason == "truncated":
+                    truncated = {"line": line, "message": item.message}
+                if item.reason == DUPLICATE and first_duplicate is None:
+                    first_duplicate = {"line": line, "message": item.message}
+                log.debug("%s:%d dropped (%s): %s", input_name, line, item.reason, item.message)
+            flush()
+            wait_counting()
+        except BaseException:
+            writer.abort()
+            raise
+        finally:
+            counting.shutdown(wait=True, cancel_futures=True)
+        sha256 = writer.close()
+        if not writer.n:
             raise InputError(f"no usable examples (dropped: {dict(dropped) or 'none'})", path=input_name)
-        write_examples(examples, tmp / DATA_FILE)
-        prompt_tokens = token_lengths([_prompt(e) for e in examples])
-        output_tokens = token_lengths([e.output for e in examples])
-        meter.add_tokens(int(prompt_tokens.sum() + output_tokens.sum()))
-    tasks = Counter(e.task for e in examples if e.task)
+        meter.add_tokens(sample.tokens)
+    tokens: dict[str, Any] = {"tokenizer": tokenizer_id(), "instruction_input": summarize(sample.prompt), "output": summarize(sample.output)}
+    if len(sample.keys) < writer.n:
+        tokens["sample"] = {"n": len(sample.keys), "of": writer.n, "how": "the examples with the smallest ids (uniform: ids are content hashes)"}
     return {
-        "n": len(examples),
+        "n": writer.n,
         "n_dropped": sum(dropped.values()),
         "dropped": dict(sorted(dropped.items())),
         "truncated": truncated,
-        "sha256": rows_sha256(examples),
-        "sources": dict(Counter(e.source for e in examples)),
+        "first_duplicate": first_duplicate,
+        "sha256": sha256,
+        "sources": dict(sources),
         "tasks": dict(sorted(tasks.items())),
-        "n_multi_turn": sum(len(e.messages) > 2 for e in examples),
-        "tokens": {"tokenizer": tokenizer_id(), "instruction_input": summarize(prompt_tokens), "output": summarize(output_tokens)},
+        "n_multi_turn": n_multi_turn,
+        "tokens": tokens,
         "cost": meter.record.to_dict(),
     }
 

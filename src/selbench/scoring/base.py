@@ -43,6 +43,9 @@ class Scorer(Protocol):
         shard_size: (optional) examples per resumable shard; default `DEFAULT_SHARD_SIZE`.
         column_dtypes: (optional) storage dtype per output column, e.g. `{"embedding": "float16"}`.
         summarize: (optional) `summarize(columns) -> dict` of counts worth printing (e.g. `n_skipped`).
+        rows_to_score: (optional) `rows_to_score(n) -> sorted positions | None`: score only these examples
+            of the n-example pool (e.g. the study's 40,000-example AlpaGasus pool); every column of the others
+            is NaN (columns are stored as floats then). None: all.
 
     Its options are the fields of a frozen dataclass documented in an "Args:" docstring section:
     `selbench score <name>` is generated from them (`selbench.cli.registry_cmds`).
@@ -67,6 +70,7 @@ class Scorer(Protocol):
 # Values are factories `(**options) -> Scorer` (usually the scorer class itself).
 SCORERS: Registry[Any] = Registry("scorer", "selbench.scorers")
 SCORERS.register("length", "selbench.scoring.length:LengthScorer")
+SCORERS.register("alpagasus", "selbench.scoring.alpagasus:AlpagasusScorer")
 
 
 @dataclass
@@ -192,14 +196,22 @@ class ScoreStep(Step):
         shards = ShardProgress(store.partial_dir(STEP, self.key()), n, scorer_shard_size(scorer))
         windows = _row_windows(data_file, ["id", *scorer.columns], shards.shard_size)
 
+        subset = scorer.rows_to_score(n) if callable(getattr(scorer, "rows_to_score", None)) else None
+
         def score_shard(number: int, items: range) -> dict[str, np.ndarray]:
             start, rows = next(windows)
             while start < items.start:  # windows of shards finished earlier are read past, not scored
                 start, rows = next(windows)
             assert start == items.start, f"shard {number} starts at {items.start}, rows at {start}"
+            local = None
+            if subset is not None:  # only the scorer's chosen rows are scored; the others get NaN
+                local = subset[(subset >= items.start) & (subset < items.stop)] - items.start
+                rows = {k: [v[i] for i in local] for k, v in rows.items()}
             with CostMeter(f"{STEP}:{self.scorer}", prices=self.prices) as meter:
                 columns = scorer.score(rows, meter)
             record = meter.record
+            if local is not None:
+                columns = _scatter(columns, local, len(items))
             payload = _check_columns(self.scorer, columns, len(items))
             payload[_COST] = np.array([record.wall_seconds, record.tokens, record.api_input_tokens,
                                        record.api_output_tokens, record.api_usd], dtype=np.float64)
@@ -249,6 +261,21 @@ def _row_windows(data_file: Path, columns: list[str], size: int):
             start += size
     if pending_rows:
         yield start, pa.Table.from_batches(pending).to_pydict()
+
+
+def _scatter(columns: Mapping[str, Any], positions: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """Columns for `positions` of an n-row shard spread out over all n rows, NaN elsewhere.
+
+    >>> _scatter({"score": np.array([4.0, 5.0])}, np.array([0, 2]), 3)["score"].tolist()
+    [4.0, nan, 5.0]
+    """
+    out = {}
+    for name, values in columns.items():
+        values = np.asarray(values, dtype=np.float64)
+        full = np.full((n, *values.shape[1:]), np.nan, dtype=np.float64)
+        full[positions] = values
+        out[name] = full
+    return out
 
 
 def _check_columns(scorer: str, columns: Mapping[str, Any], n: int) -> dict[str, np.ndarray]:

@@ -8,6 +8,9 @@ A strategy is a frozen dataclass of its parameters with three members:
   order). No files, no models.
 * `name`, `VERSION` (bumped when its output changes for the same inputs) and `uses_against` (whether it
   reads other selections, as the random baselines do).
+* optionally `study_seed_stream` (default False): see `strategy_rng` for which random stream `rng` is.
+* optionally `variable_size = True`: the strategy may select fewer than `budget` examples (a rating
+  threshold yields what it yields); the manifest's `budget` is then the number selected.
 
 Built-ins register lazily as "module:attr" strings; outside packages use the `selbench.strategies`
 entry-point group.
@@ -66,12 +69,39 @@ class Strategy(Protocol):
     def select(self, pool: Pool, budget: int, rng: np.random.Generator) -> Selection: ...
 
 
+def strategy_rng(strategy: Any, seed: int, dataset_sha256: str) -> np.random.Generator:
+    """The random generator a strategy's `select` gets for `--seed seed` on the dataset `dataset_sha256`.
+
+    By default a stream of the strategy's own, derived with `numpy.random.SeedSequence` from (strategy name,
+    seed, dataset sha256): `select random --seed 5` and `select strict-random --seed 5` on one pool, or one
+    baseline on two pools, never walk the same stream, so two baselines share ids only as often as chance
+    says (with one shared `default_rng(seed)`, both drew from the same permutation and shared far more).
+
+    A strategy with `study_seed_stream = True` gets `np.random.default_rng(seed)` itself, the stream the
+    study's `Dataset.shuffle(seed)` uses: `longest` breaks ties in that shuffled order, so the same seed picks
+    the same examples as the study's sampler (tests/selection/test_longest.py checks it against 🤗 datasets).
+
+    >>> a = strategy_rng(STRATEGIES.get("random")(), 5, "ab" * 32).integers(0, 2**32, 4)
+    >>> b = strategy_rng(STRATEGIES.get("strict-random")(), 5, "ab" * 32).integers(0, 2**32, 4)
+    >>> bool((a != b).any())
+    True
+    """
+    if getattr(strategy, "study_seed_stream", False):
+        return np.random.default_rng(seed)
+    import hashlib
+
+    name = hashlib.sha256(f"selbench.selection:{strategy.name}".encode()).digest()
+    entropy = [seed, int.from_bytes(name, "big"), int(dataset_sha256, 16)]
+    return np.random.default_rng(np.random.SeedSequence(entropy))
+
+
 def strategy_params(strategy: Any) -> dict[str, Any]:
     """The strategy's parameters as a plain dict (what the manifest's `params` and the cache key hold)."""
     return asdict(strategy)
 
 
 STRATEGIES: Registry[Any] = Registry("strategy", "selbench.strategies")
+STRATEGIES.register("alpagasus", "selbench.selection.alpagasus:AlpagasusStrategy")
 STRATEGIES.register("full", "selbench.selection.full:FullStrategy")
 STRATEGIES.register("longest", "selbench.selection.longest:LongestStrategy")
 STRATEGIES.register("random", "selbench.selection.random:RandomStrategy")

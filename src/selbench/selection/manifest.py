@@ -29,7 +29,7 @@ from selbench.cost import CostMeter, CostRecord, PriceSheet
 from selbench.errors import InputError
 from selbench.hashing import sha256_lines
 from selbench.scoring.base import SCORES_FILE, ScoreStep, prepared_data_file, read_scores
-from selbench.selection.base import STRATEGIES, Pool, strategy_params
+from selbench.selection.base import STRATEGIES, Pool, strategy_params, strategy_rng
 from selbench.step import InputsNotReady, Step
 from selbench.store import StepStore, write_json_atomic
 
@@ -86,23 +86,44 @@ def manifest_names(paths: Sequence[str | Path]) -> list[str]:
     return names
 
 
-def _against_indices(paths: Sequence[str | Path], index_of: Mapping[str, int], dataset_sha: str,
-                     names: Sequence[str]) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+def _against_indices(paths: Sequence[str | Path], pool_ids: Any, dataset_sha: str, names: Sequence[str]
+                     ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]], dict[str, list[str]]]:
+    """Each `--against` manifest's pool indices (in its selection order), description and ids.
+
+    `pool_ids` is the dataset's id column as a pyarrow array: ids are mapped onto it in Arrow, without a
+    Python dict of the whole pool.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     indices: dict[str, np.ndarray] = {}
     described: dict[str, dict[str, Any]] = {}
+    selected: dict[str, list[str]] = {}
     for path, name in zip(paths, names, strict=True):
         manifest = load_manifest(path)
         if manifest["dataset"]["sha256"] != dataset_sha:
             raise InputError(f"selects from dataset {manifest['dataset']['sha256'][:12]}, not from --data "
                              f"({dataset_sha[:12]})", path=path, field="dataset.sha256")
-        try:
-            indices[name] = np.fromiter((index_of[i] for i in manifest["ids"]), dtype=np.int64,
-                                        count=len(manifest["ids"]))
-        except KeyError as exc:
-            raise InputError(f"id {exc.args[0]!r} is not in the dataset", path=path, field="ids") from exc
+        found = pc.index_in(pa.array(manifest["ids"], pa.string()), value_set=pool_ids)
+        if found.null_count:
+            missing = manifest["ids"][int(np.flatnonzero(found.is_null().to_numpy(zero_copy_only=False))[0])]
+            raise InputError(f"id {missing!r} is not in the dataset", path=path, field="ids")
+        indices[name] = found.to_numpy().astype(np.int64, copy=False)
         described[name] = {"path": str(path), "strategy": manifest["strategy"], "budget": manifest["budget"],
                            "ids_sha256": manifest["ids_sha256"]}
-    return indices, described
+        selected[name] = manifest["ids"]
+    return indices, described, selected
+
+
+def _same_ids(score_ids: Any, pool_ids: Any) -> bool:
+    """Whether a scores table's ids (a list or an Arrow array) are the pool's ids, in order."""
+    import pyarrow as pa
+
+    if isinstance(score_ids, pa.ChunkedArray):
+        score_ids = score_ids.combine_chunks()
+    if not isinstance(score_ids, pa.Array):
+        score_ids = pa.array(score_ids, pa.string())
+    return len(score_ids) == len(pool_ids) and score_ids.cast(pa.string()).equals(pool_ids.cast(pa.string()))
 
 
 @dataclass(frozen=True)
@@ -198,24 +219,24 @@ class SelectStep(Step):
         seed = f" seed {self.seed}" if self.built.uses_against or self.strategy in ("random", "strict-random") else ""
         return f"select {self.strategy} {self.budget}{seed} {Path(self.data).name}"
 
-    def pool(self, store: StepStore) -> tuple[list[str], Pool, dict[str, Any]]:
-        """(dataset ids, the strategy's Pool, scores info by role): runs (or finds) the score steps."""
+    def pool(self, store: StepStore) -> tuple[Any, Pool, dict[str, Any]]:
+        """(dataset ids as an Arrow array, the strategy's Pool, scores info by role): runs (or finds) the score
+        steps. The pool's ids stay an Arrow array (~20 bytes an id): only selected ids become Python strings."""
         import pyarrow.parquet as pq
 
-        data_file = prepared_data_file(self.data)
-        ids: list[str] = pq.read_table(data_file, columns=["id"]).column("id").to_pylist()
-        names = manifest_names(self.against)
-        index_of = {example_id: i for i, example_id in enumerate(ids)} if self.against else {}
         from selbench.data.schema import dataset_sha256
 
-        against_idx, _ = _against_indices(self.against, index_of, dataset_sha256(data_file.parent), names)
+        data_file = prepared_data_file(self.data)
+        ids = pq.read_table(data_file, columns=["id"]).column("id").combine_chunks()
+        names = manifest_names(self.against)
+        against_idx, _, _ = _against_indices(self.against, ids, dataset_sha256(data_file.parent), names)
         scores: dict[str, dict[str, np.ndarray]] = {}
         scores_info: dict[str, dict[str, Any]] = {}
         for role, step in self.score_steps().items():
             started = time.perf_counter()
             result = step.run(store)
             score_ids, columns = read_scores(result.path / SCORES_FILE)
-            if score_ids != ids:
+            if not _same_ids(score_ids, ids):
                 raise InputError(
                     f"does not hold the examples its cached scores were computed on ({result.path}): run "
                     "`selbench data prepare` again", path=data_file, field="id")
@@ -237,15 +258,21 @@ class SelectStep(Step):
         ids, pool, _ = self.pool(store)
         budget = self.resolved_budget()
         with CostMeter(f"{STEP}:{self.strategy}", prices=self.prices) as meter:
-            selection = self.built.select(pool, budget, np.random.default_rng(self.seed))
+            from selbench.data.schema import dataset_sha256
+
+            dataset_sha = dataset_sha256(prepared_data_file(self.data).parent)
+            selection = self.built.select(pool, budget, strategy_rng(self.built, self.seed, dataset_sha))
             indices = np.asarray(selection.indices, dtype=np.int64)
-            assert len(indices) == budget and len(np.unique(indices)) == budget, (
+            # A variable-size strategy (a rating threshold) may select fewer than the budget, never more.
+            variable_size = bool(getattr(self.built, "variable_size", False))
+            size_ok = len(indices) <= budget if variable_size else len(indices) == budget
+            assert size_ok and len(np.unique(indices)) == len(indices), (
                 f"strategy {self.strategy} returned {len(indices)} indices ({len(np.unique(indices))} unique) "
                 f"for budget {budget}")
-            chosen = [ids[i] for i in indices]
+            chosen = ids.take(indices).to_pylist()
             write_json_atomic(tmp / SELECTION_FILE, {"ids": chosen, "fallback": selection.fallback,
                                                      "info": selection.info}, indent=None)
-        return {"n_selected": budget, "fallback": selection.fallback, "cost": meter.record.to_dict()}
+        return {"n_selected": len(chosen), "fallback": selection.fallback, "cost": meter.record.to_dict()}
 
 
 def run_selection(
@@ -268,7 +295,7 @@ def run_selection(
         budget: number of examples; None means the whole pool (only sensible for "full").
         out: manifest path (JSON), written atomically.
         params: strategy parameters (fields of its dataclass).
-        seed: seed of the strategy's random generator.
+        seed: seed of the strategy's random generator (a stream of its own: `selection.base.strategy_rng`).
         against: manifests of other selections, for the random baselines.
         store: the step store (default `$SELBENCH_CACHE`).
         prices: price sheet for the cost records.
@@ -295,7 +322,7 @@ def run_selection(
     names = manifest_names(against)
     against_info = {name: _describe_against(path) for name, path in zip(names, against, strict=True)}
     reference = getattr(strategy, "reference_budget", None)
-    if reference is not None:
+    if reference is not None:  # an explicit reference budget says the selections were made at K or more
         for name, sel in pool.against.items():
             if len(sel) < min(reference, n):
                 raise InputError(f"selects {len(sel)} examples, fewer than --reference-budget {reference}: "
@@ -306,7 +333,9 @@ def run_selection(
     stored = json.loads((result.path / SELECTION_FILE).read_text(encoding="utf-8"))
     chosen_ids: list[str] = stored["ids"]
     chosen_set = set(chosen_ids)
-    overlap = {name: sum(ids[i] in chosen_set for i in pool.against[name]) / budget for name in names}
+    budget = len(chosen_ids)  # the selection's size (a variable-size strategy may have selected fewer)
+    overlap = {name: sum(i in chosen_set for i in load_manifest(path)["ids"]) / budget
+               for name, path in zip(names, against, strict=True)}
 
     call_costs = [info.pop("call_cost") for info in scores_info.values()]
     parts = [*call_costs, dict(result.cost)]
