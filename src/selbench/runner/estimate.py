@@ -17,7 +17,9 @@ Work per step, all documented assumptions:
 * LLMBar: instances x 2 orders x (600 prompt + 32 generated tokens); OpenLLM: documents x (shots + 1) x 4
   choices x 100 tokens of forward passes (prefill speed);
 * scoring with a model: one forward pass over the pool's tokens (3x faster than a training step, which also
-  runs the backward pass); the length scorer is free;
+  runs the backward pass); the length scorer is free; a judge-rated scorer (AlpaGasus): one request per rated
+  example (its tokens + 150 of prompt in, 3 tokens out with the study's prompt, else 60) at the judge's list
+  price, 0.25 s each over the scorer's concurrent workers;
 * head-to-head: each model's outputs once, plus judge calls (2 orders, or 1 with the study protocol) of 1,000
   input and 1 output token (the logprob annotator) or 60 (the function-calling one);
 * a strategy the registry does not know yet (dry runs) is charged its study counterpart's scoring
@@ -41,11 +43,10 @@ log = logging.getLogger(__name__)
 # Documented defaults, per device kind, for a model of `reference_params` parameters, per node of the price
 # sheet (the study's node: 8 A6000 GPUs; `prefill_speedup`: prompt tokens per generated token per second).
 DEFAULTS: dict[str, dict[str, float]] = {
-    # SmolLM2-135M on the shared 2-core development machine (load ~12; LoRA, fp32, 256 tokens; HF generate,
-    # batch 4): 29-35 training tokens/s, ~12 new tokens/s. An idle machine is several times faster; after the
-    # first steps the estimate uses this machine's own records instead. Prefill speed-up: an assumption.
-    "cpu": {"reference_params": 135e6, "train_tokens_per_s": 32.0, "generate_tokens_per_s": 12.0,
-            "prefill_speedup": 40.0},
+    # SmolLM2-135M on this project's 2-core CPU machine kind (../shared/env/README.md, fp32, 2 threads): LoRA
+    # SFT at 256 tokens 105 tokens/s, greedy generation batch 8 60 tokens/s, forward passes ~600 tokens/s.
+    "cpu": {"reference_params": 135e6, "train_tokens_per_s": 105.0, "generate_tokens_per_s": 60.0,
+            "prefill_speedup": 10.0},
     # LLaMA-2-7B on an 8-GPU A6000/A100-class node (bf16, data parallel; HF generate, batch 8 per GPU).
     "cuda": {"reference_params": 7e9, "train_tokens_per_s": 10_000.0, "generate_tokens_per_s": 1_600.0,
              "prefill_speedup": 50.0},
@@ -58,6 +59,7 @@ DEFAULT_POOL_SIZE = 10_000
 BENCHMARK_SIZES = {"ifeval": 541, "alpacaeval": 805, "llmbar-natural": 100, "llmbar-adversarial": 319}
 OPENLLM_DOCS = {"mmlu": 14_042, "arc_easy": 2_376, "arc_challenge": 1_172, "winogrande": 1_267,
                 "truthfulqa_mc1": 817, "truthfulqa_mc2": 817, "hellaswag": 10_042}
+STUDY_RATED = 40_000  # the study rated a seeded 40,000 of each pool with AlpaGasus (its sampler)
 # Study strategies not registered in this installation: forward passes over the pool (x pool tokens), and
 # API calls per pool example (judge, input tokens, output tokens).
 UNREGISTERED_SCORING: dict[str, dict[str, Any]] = {
@@ -221,6 +223,13 @@ class _Work:
             n, mean = self.dataset_facts(Path(step.data).name)
             if step.scorer == "length":
                 return n / 50_000.0 + 1.0, 0.0
+            options = dict(step.options)
+            if "judge" in options and "model" not in options:  # one rating request per example (AlpaGasus)
+                rated = min(n, options.get("pool_size") or (STUDY_RATED if options.get("preset") == "study" else n))
+                out = options.get("max_tokens") or (3 if options.get("preset") == "study" else 60)
+                price = price_sheet(self.plan.grid.prices).api_price(options["judge"])
+                usd = rated * ((mean + 150) * price.input_per_1m + out * price.output_per_1m) / 1e6
+                return rated * 0.25 / max(1, int(options.get("judge_workers") or 4)), usd
             tps = self.tp.score_tokens_per_s.get(step.scorer, self.tp.train_tokens_per_s * FORWARD_SPEEDUP)
             return n * mean / tps, 0.0
         if node.kind == "select":

@@ -179,7 +179,9 @@ class _Builder:
         for score in step.score_steps().values() if registered else ():  # unregistered (dry runs): no scorers known
             scorer = score.scorer
             score_id = f"score/{dataset}/{scorer}/{sha256_json(dict(score.options))[:8]}"
-            resources = None if scorer in MODEL_FREE_SCORERS else MODEL_RESOURCES
+            options = dict(score.options)
+            api_judged = "judge" in options and "model" not in options  # AlpaGasus: requests to an endpoint
+            resources = None if scorer in MODEL_FREE_SCORERS or api_judged else MODEL_RESOURCES
             deps.append(self.add(score_id, "score", score, (data[0],), resources=resources))
         deps.extend(node for node, _ in against)
         return self.add(f"select/{dataset}/{where}/{name}", "select", step, tuple(deps),
