@@ -88,6 +88,20 @@ class PublishedSelectStep(SelectStep):
         return found
 
 
+@functools.lru_cache(maxsize=8)
+def _cached_tokenizer(model: str, tokenizer_sha256: str) -> Any:
+    from selbench.training.train import load_tokenizer
+
+    return load_tokenizer(model)
+
+
+def _key_tokenizer(model: str) -> Any:
+    """The tokenizer of `model`, loaded once per process and per tokenizer content (its files' hash)."""
+    from selbench.assets.fingerprint import model_fingerprint
+
+    return _cached_tokenizer(model, model_fingerprint(model)["tokenizer_sha256"])
+
+
 @dataclass(frozen=True)
 class LinkedTrainStep(TrainStep):
     """The train step (same key), its model published as a link to the store folder.
@@ -101,6 +115,11 @@ class LinkedTrainStep(TrainStep):
     def key_parts(self) -> tuple[dict[str, Any], dict[str, Any]]:
         model_ready(self.model)  # the key loads the tokenizer: a packaged model must be converted first
         return super().key_parts()
+
+    def tokenizer(self) -> Any:
+        """The base model's tokenizer, loaded once per process for all the cells that train it (the key only
+        reads its chat template)."""
+        return _key_tokenizer(self.model)
 
     def describe(self) -> str:
         return f"train {Path(self.link).name}"
