@@ -112,8 +112,12 @@ def local_hub(tmp_path, isolated_cache):
 
 
 @pytest.fixture
-def forbid_model_loading(monkeypatch):
-    """Make every way of loading model weights fail: step keys must be computed from fingerprints alone."""
+def forbid_model_loading():
+    """Make every way of loading model weights fail: step keys must be computed from fingerprints alone.
+
+    Yields its own MonkeyPatch: `forbid_model_loading.undo()` lifts the ban (and only the ban; the test's
+    `monkeypatch`, which holds the isolated cache, stays as it is).
+    """
     import transformers
 
     from selbench.assets import models
@@ -121,7 +125,9 @@ def forbid_model_loading(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError(f"model weights were loaded ({args[:1]})")
 
-    monkeypatch.setattr(models, "load_model", refuse)
-    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", refuse)
-    monkeypatch.setattr(transformers.PreTrainedModel, "from_pretrained", refuse)
-    return refuse
+    patch = pytest.MonkeyPatch()
+    patch.setattr(models, "load_model", refuse)
+    patch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", refuse)
+    patch.setattr(transformers.PreTrainedModel, "from_pretrained", refuse)
+    yield patch
+    patch.undo()
