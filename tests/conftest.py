@@ -115,8 +115,8 @@ def local_hub(tmp_path, isolated_cache):
 def forbid_model_loading():
     """Make every way of loading model weights fail: step keys must be computed from fingerprints alone.
 
-    It patches with a MonkeyPatch of its own: `forbid_model_loading.undo()` lifts the ban and nothing else
-    (the test's `monkeypatch.undo()` would also undo the isolated cache and send the run to ~/.cache).
+    Yields its own MonkeyPatch: `forbid_model_loading.undo()` lifts the ban (and only the ban; the test's
+    `monkeypatch`, which holds the isolated cache, stays as it is).
     """
     import transformers
 

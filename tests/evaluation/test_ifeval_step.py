@@ -25,8 +25,8 @@ def _prompts(tmp_path):
     return path
 
 
-def test_model_step_key_before_run_is_the_stored_key_and_loads_no_model(tiny_model_dir, tmp_path, monkeypatch,
-                                                                        forbid_model_loading):
+def test_model_step_key_before_run_is_the_stored_key_and_loads_no_model(tiny_model_dir, tmp_path,
+                                                                        forbid_model_loading, isolated_cache):
     config = GenerationConfig.greedy(max_new_tokens=3, batch_size=2)
     step = IFEvalStep(model=str(tiny_model_dir), prompts=str(_prompts(tmp_path)), limit=2, generation=config)
     key = step.key()  # model loading is forbidden here
@@ -35,6 +35,7 @@ def test_model_step_key_before_run_is_the_stored_key_and_loads_no_model(tiny_mod
     assert clone == step and clone.key() == key and step.lookup() is None
     forbid_model_loading.undo()
     result = clone.run(StepStore())
+    assert result.path.is_relative_to(isolated_cache)  # the test's own store
     assert result.key == key and not result.cached
     items = read_items(result.path)
     assert [row["item"] for row in items] == ["1", "2"]

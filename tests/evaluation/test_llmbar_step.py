@@ -23,8 +23,8 @@ def _data(root, labels=(1, 2, 1)):
     return root / "llmbar"
 
 
-def test_key_before_judging_is_the_stored_key_and_loads_no_model(tiny_model_dir, tmp_path, monkeypatch,
-                                                                  forbid_model_loading):
+def test_key_before_judging_is_the_stored_key_and_loads_no_model(tiny_model_dir, tmp_path,
+                                                                  forbid_model_loading, isolated_cache):
     data = _data(tmp_path)
     step = LLMBarStep(str(tiny_model_dir), method="logprob", limit=2, data_dir=str(data))
     key = step.key()  # model loading is forbidden here
@@ -34,6 +34,7 @@ def test_key_before_judging_is_the_stored_key_and_loads_no_model(tiny_model_dir,
     assert clone == step and clone.key() == key and step.lookup() is None
     forbid_model_loading.undo()
     result = clone.run(StepStore())
+    assert result.path.is_relative_to(isolated_cache)  # the test's own store
     assert result.key == key and not result.cached
     items = read_items(result.path)
     records = [json.loads(line) for line in (result.path / "results.jsonl").read_text().splitlines()]

@@ -19,7 +19,8 @@ FIXTURES = Path(__file__).parent / "fixtures_openllm"
 TASK = "selbench_tiny_arc"
 
 
-def test_key_before_running_is_the_stored_key_and_loads_no_model(tiny_model_dir, monkeypatch, forbid_model_loading):
+def test_key_before_running_is_the_stored_key_and_loads_no_model(tiny_model_dir, monkeypatch, forbid_model_loading,
+                                                                isolated_cache):
     monkeypatch.chdir(FIXTURES)  # the task's data_files are relative paths
     step = OpenLLMStep(str(tiny_model_dir), TASK, "leaderboard", include_path=str(FIXTURES), batch_size=2)
     key = step.key()  # model loading is forbidden here
@@ -28,8 +29,8 @@ def test_key_before_running_is_the_stored_key_and_loads_no_model(tiny_model_dir,
     clone = pickle.loads(pickle.dumps(step))
     assert clone == step and clone.key() == key and step.lookup() is None
     forbid_model_loading.undo()
-    monkeypatch.chdir(FIXTURES)
     result = clone.run(StepStore())
+    assert result.path.is_relative_to(isolated_cache)  # the test's own store
     assert result.key == key and not result.cached
     items = read_items(result.path)
     assert [row["item"] for row in items] == [f"{TASK}/{i}" for i in range(4)]

@@ -7,6 +7,7 @@ import pickle
 
 import pytest
 
+from selbench.errors import InputError
 from selbench.generation.base import GenerationConfig
 from selbench.generation.cached import GenerateStep, cached_generate, read_outputs
 from selbench.step import InputsNotReady
@@ -16,8 +17,8 @@ PROMPTS = [[{"role": "user", "content": f"question {i}"}] for i in range(3)]
 CONFIG = GenerationConfig.greedy(max_new_tokens=3, batch_size=2)
 
 
-def test_key_before_generating_is_the_stored_key_and_loads_no_model(tiny_model_dir, tiny_model, monkeypatch,
-                                                                     forbid_model_loading):
+def test_key_before_generating_is_the_stored_key_and_loads_no_model(tiny_model_dir, tiny_model,
+                                                                     forbid_model_loading, isolated_cache):
     step = GenerateStep.make(tiny_model_dir, "unit", PROMPTS, CONFIG, loaded=tiny_model)
     key = step.key()  # model loading is forbidden here
     assert step.lookup() is None
@@ -26,6 +27,7 @@ def test_key_before_generating_is_the_stored_key_and_loads_no_model(tiny_model_d
     assert clone == step and clone.key() == key
     forbid_model_loading.undo()
     result = clone.run(StepStore())
+    assert result.path.is_relative_to(isolated_cache)  # the test's own store
     assert result.key == key and not result.cached
     assert len(read_outputs(result.path)) == len(PROMPTS)
     assert cached_generate(tiny_model_dir, "unit", PROMPTS, CONFIG).key == key
@@ -36,5 +38,9 @@ def test_a_model_not_trained_yet_is_not_ready(tmp_path):
     with pytest.raises(InputsNotReady):
         step.key()
     assert step.lookup() is None
+    # Run by hand, the same missing model is bad input (exit 2 naming the field), as before steps existed.
+    with pytest.raises(InputError) as err:
+        cached_generate(tmp_path / "train" / "longest", "unit", PROMPTS, CONFIG)
+    assert err.value.field == "model" and "unknown model" in err.value.message
     assert GenerateStep.make("x", "unit", PROMPTS, CONFIG, backend="vllm").resources["gpus"] == 1
     assert GenerateStep.make("x", "unit", PROMPTS, CONFIG).resources["gpus"] == 0

@@ -26,8 +26,8 @@ def _config(**overrides):
                                   "max_length": 32, "warmup_ratio": 0.0, **overrides})
 
 
-def test_key_before_training_is_the_stored_key_and_loads_no_weights(tiny_model_dir, tmp_path, monkeypatch,
-                                                                     forbid_model_loading):
+def test_key_before_training_is_the_stored_key_and_loads_no_weights(tiny_model_dir, tmp_path,
+                                                                     forbid_model_loading, isolated_cache):
     data = _data(tmp_path)
     ids = [e.id for e in read_examples(data)][:4]
     selection = tmp_path / "sel.json"
@@ -42,6 +42,7 @@ def test_key_before_training_is_the_stored_key_and_loads_no_weights(tiny_model_d
     assert clone == step and clone.key() == key
     forbid_model_loading.undo()  # training itself loads the model
     result = clone.run(StepStore())
+    assert result.path.is_relative_to(isolated_cache)  # the test's own store
     assert result.key == key and not result.cached
     assert (result.path / "train_config.json").is_file() and (tmp_path / "out" / "train_config.json").is_file()
     assert result.stats["n_examples"] == 4

@@ -265,6 +265,9 @@ def evaluate(
                           generation=generation, backend=backend, progress=progress,
                           backend_options=tuple(sorted(dict(backend_options or {}).items())))
         step.check()  # bad prompts or responses fail here, before any generation
+        from selbench.generation.cached import key_or_input_error
+
+        key_or_input_error(step)
         done = step.run(store)
         kept, texts = None, None
         result = json.loads((done.path / METRICS_FILE).read_text(encoding="utf-8"))

@@ -264,6 +264,9 @@ def evaluate(model: Any, subset: str = "natural", *, strategy: str = "vanilla_ru
     step = LLMBarStep("<in-memory>" if loaded else str(model), subset, strategy, method, limit, batch_size,
                       None if data_dir is None else str(data_dir), loaded=tuple(model) if loaded else None)
     step.sets()  # bad data fails before the model is fingerprinted
+    from selbench.generation.cached import key_or_input_error
+
+    key_or_input_error(step)
     result = step.run(store)
     stats = dict(result.stats)
     return {**stats, "subset": subset, "strategy": strategy, "method": method, "cached": result.cached,

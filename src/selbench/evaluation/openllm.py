@@ -269,6 +269,8 @@ def evaluate(model: Any, tasks: str | Sequence[str] = ",".join(OPENLLM_TASKS), *
     unknown = [t for t in names if t not in manager.all_tasks]
     if unknown:
         raise InputError(f"unknown lm-eval task(s) {unknown} (local definitions: --include-path DIR)", field="tasks")
+    from selbench.generation.cached import key_or_input_error
+
     loaded = isinstance(model, (tuple, list)) and len(model) == 2
     shared: dict[str, Any] = {"manager": manager}  # one task index and one loaded model for all the tasks
     started = time.time()
@@ -278,6 +280,7 @@ def evaluate(model: Any, tasks: str | Sequence[str] = ",".join(OPENLLM_TASKS), *
         step = OpenLLMStep("<in-memory>" if loaded else str(model), task, setting, limit,
                            None if include_path is None else str(include_path), batch_size,
                            loaded=tuple(model) if loaded else None, shared=shared)
+        key_or_input_error(step)
         result = step.run(store)
         out[task] = result.stats["value"]
         details[task] = {"metric": chosen.metric(task), "aggregation": chosen.aggregation(task),

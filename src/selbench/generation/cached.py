@@ -115,16 +115,29 @@ def _make_backend(
 
 
 def model_fingerprint_when_ready(spec: str | os.PathLike) -> dict[str, str]:
-    """`model_fingerprint(spec)`, or `InputsNotReady` when `spec` is a local path not written yet (a model
-    another step trains)."""
+    """`model_fingerprint(spec)`, or `InputsNotReady` (caused by the InputError) when `spec` is a local path
+    that does not exist yet (a model another step trains)."""
     from selbench.assets.fingerprint import model_fingerprint
-    from selbench.assets.spec import model_asset_names
 
     text = os.fspath(spec)
-    if not text.startswith("hf://") and text not in model_asset_names() and not Path(text).expanduser().exists():
-        if "/" in text or os.sep in text:  # a bare unknown name is a typo: model_fingerprint says so (InputError)
-            raise InputsNotReady(f"model {text} does not exist yet")
-    return model_fingerprint(text)
+    try:
+        return model_fingerprint(text)
+    except InputError as exc:
+        path = Path(text).expanduser()
+        if not text.startswith("hf://") and ("/" in text or os.sep in text) and not path.exists():
+            raise InputsNotReady(f"model {text} does not exist yet") from exc
+        raise
+
+
+def key_or_input_error(step: Step) -> str:
+    """`step.key()` for a command run by hand, where an input that is not there is bad input (the InputError
+    behind the `InputsNotReady`), not a step still to run."""
+    try:
+        return step.key()
+    except InputsNotReady as exc:
+        if isinstance(exc.__cause__, InputError):
+            raise exc.__cause__ from None
+        raise InputError(str(exc)) from None
 
 
 def cached_generate(
@@ -166,7 +179,7 @@ def cached_generate(
                              loaded=(model, tokenizer) if model is not None else None)
     step.check()
     store = store or StepStore()
-    key = step.key()
+    key = key_or_input_error(step)
     result = step.run(store)
     assert result.key == key, "the generation key computed here and the store's differ"
     return GenerationResult(
