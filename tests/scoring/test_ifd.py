@@ -200,3 +200,17 @@ def test_both_backends_agree_on_smollm2(tmp_path):
     np.testing.assert_allclose(b["ifd"], a["ifd"], atol=1e-4)
     expected = [cherry_reference(model, tok, e, MAX_LENGTH) for e in examples]
     np.testing.assert_allclose(a["ifd"], expected, rtol=1e-4)
+
+
+def test_key_follows_the_model_content_not_its_path(tmp_path, tiny_model_dir):
+    import shutil
+
+    from selbench.assets.tiny import build_tiny_model
+
+    copy = shutil.copytree(tiny_model_dir, tmp_path / "copy")
+    other = tmp_path / "other"
+    build_tiny_model(other, seed=1)
+    key = IFDScorer(model=str(tiny_model_dir)).fingerprint()
+    assert IFDScorer(model=str(copy)).fingerprint() == key
+    assert IFDScorer(model=str(other)).fingerprint()["model_sha256"] != key["model_sha256"]
+    assert "model" not in key

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_superfilter import write_text_pool
 
 from selbench.assets import model_fingerprint
 from selbench.cost.tables import collect_costs, selection_cost_rows
@@ -15,7 +16,6 @@ from selbench.selection.cherry_pre import cluster_count, sample_middle_confidenc
 from selbench.selection.ifd_select import rank_by_ifd
 from selbench.selection.manifest import run_selection
 from selbench.store import StepStore
-from test_superfilter import write_text_pool
 
 
 def reference_middle(cluster_labels, confidences, n, low_th=25, up_th=75):
@@ -87,3 +87,19 @@ def test_bad_params_name_their_field():
                           ({"kmeans": "dbscan"}, "kmeans")):
         with pytest.raises(InputError, match=field):
             CherryStrategy(**params)
+
+
+def test_pre_experienced_key_changes_with_every_input(tmp_path):
+    from selbench.selection.cherry_pre import PreExperiencedStep
+
+    pool = write_text_pool(tmp_path / "pool", 20)
+    scores = tmp_path / "scores.parquet"
+    scores.write_bytes(b"")  # only its existence matters for the key; its content is keyed by scores_key
+    base = PreExperiencedStep(str(pool), str(scores), "k" * 64, n_clusters=2)
+    keys = {base.key()}
+    for change in ({"scores_key": "j" * 64}, {"n_clusters": 3}, {"per_cluster": 5}, {"low": 1.0}, {"high": 99.0},
+                   {"seed": 1}, {"kmeans": "faiss"}):
+        keys.add(PreExperiencedStep(**{**base.__dict__, **change}).key())
+    other = write_text_pool(tmp_path / "other", 20, seed=1)
+    keys.add(PreExperiencedStep(**{**base.__dict__, "data": str(other)}).key())
+    assert len(keys) == 9
