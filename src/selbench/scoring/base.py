@@ -71,6 +71,8 @@ class Scorer(Protocol):
 SCORERS: Registry[Any] = Registry("scorer", "selbench.scorers")
 SCORERS.register("length", "selbench.scoring.length:LengthScorer")
 SCORERS.register("alpagasus", "selbench.scoring.alpagasus:AlpagasusScorer")
+SCORERS.register("ifd", "selbench.scoring.ifd:IFDScorer")
+SCORERS.register("embed", "selbench.scoring.embed:EmbedScorer")
 
 
 @dataclass

@@ -9,7 +9,8 @@ Manifest (DESIGN.md "selection manifest"): `strategy`, `params`, `budget`, `seed
 n}, `ids` (selection order), `ids_sha256`, `scores` {role: {path, scorer, config_key, config, cost}} where
 `cost` is the record of the run that computed the scores (so cost tables count each scoring once),
 `against` {name: {path, strategy, budget, ids_sha256}}, `overlap` {name: shared / budget}, `fallback`
-{used, reason}, `select_key`, `info`, and `cost`: the select step's record plus what scoring cost *this
+{used, reason}, `select_key`, `info`, `prerequisites` {name: {step, key, path, cost, cached}} (model steps a
+strategy's `prepare` hook ran first, e.g. Cherry's pre-experienced model), and `cost`: the select step's record plus what scoring cost *this
 call* (zero when the scores were cached), with the parts listed in `cost.extra.parts`.
 """
 
@@ -143,6 +144,10 @@ class SelectStep(Step):
         params: the strategy's parameters, as sorted (name, value) pairs.
         against: manifests of other selections, for the random baselines (in order).
         prices: price sheet for the cost records (prices, does not change the selection; not in the key).
+        prerequisites: (name, step key) of the model steps a strategy's `prepare` hook ran first (Cherry:
+            embeddings, pre-experienced data, pre-experienced model); until they have run, a strategy with a
+            `prepare` hook is not ready (its IFD scores depend on a model that does not exist yet).
+        extra_requests: (role, scorer, options) score requests those prerequisites made possible.
     """
 
     data: str
@@ -152,6 +157,8 @@ class SelectStep(Step):
     params: tuple[tuple[str, Any], ...] = ()
     against: tuple[str, ...] = ()
     prices: PriceSheet | None = field(default=None, compare=False)
+    prerequisites: tuple[tuple[str, str], ...] = ()
+    extra_requests: tuple[tuple[str, str, tuple[tuple[str, Any], ...]], ...] = ()
 
     name: ClassVar[str] = STEP
 
@@ -186,8 +193,19 @@ class SelectStep(Step):
 
     def score_steps(self) -> dict[str, ScoreStep]:
         """role -> the score step the strategy needs (shared by every budget and seed)."""
+        requests = dict(self.built.score_requests())
+        requests.update({role: (scorer, dict(options)) for role, scorer, options in self.extra_requests})
         return {role: ScoreStep.make(self.data, scorer, options, self.prices)
-                for role, (scorer, options) in self.built.score_requests().items()}
+                for role, (scorer, options) in requests.items()}
+
+    def with_prerequisites(self, prepared: Any) -> SelectStep:
+        """This step once the strategy's `prepare` hook has run (`selection.base.Prepared`)."""
+        import dataclasses
+
+        return dataclasses.replace(
+            self, prerequisites=tuple(sorted((name, info["key"]) for name, info in prepared.steps.items())),
+            extra_requests=tuple(sorted((role, scorer, tuple(sorted(options.items())))
+                                        for role, (scorer, options) in prepared.score_requests.items())))
 
     def n_pool(self) -> int:
         import pyarrow.parquet as pq
@@ -212,8 +230,13 @@ class SelectStep(Step):
             if not Path(manifest_path).is_file():
                 raise InputsNotReady(f"{manifest_path} is not selected yet")
             against.append(load_manifest(manifest_path)["ids_sha256"])
-        return {"dataset": dataset_sha256(path), "scores": {role: step.key() for role, step in self.score_steps().items()},
-                "against": against}
+        if hasattr(self.built, "prepare") and not self.prerequisites:
+            raise InputsNotReady(f"strategy {self.strategy!r} runs its prerequisite steps first")
+        inputs = {"dataset": dataset_sha256(path),
+                  "scores": {role: step.key() for role, step in self.score_steps().items()}, "against": against}
+        if self.prerequisites:
+            inputs["prerequisites"] = dict(self.prerequisites)
+        return inputs
 
     def describe(self) -> str:
         seed = f" seed {self.seed}" if self.built.uses_against or self.strategy in ("random", "strict-random") else ""
@@ -317,6 +340,10 @@ def run_selection(
     strategy = step.built
     if against and not strategy.uses_against:
         raise InputError(f"strategy {strategy_name!r} does not take --against selections", field="against")
+    prepared = None
+    if hasattr(strategy, "prepare"):  # prerequisite model steps (selection/base.py `Prepared`), each cached
+        prepared = strategy.prepare(data_file.parent, store, prices)
+        step = step.with_prerequisites(prepared)
     # The against manifests are checked (and mapped onto the pool) before any scoring.
     ids, pool, scores_info = step.pool(store)
     names = manifest_names(against)
@@ -337,7 +364,8 @@ def run_selection(
     overlap = {name: sum(i in chosen_set for i in load_manifest(path)["ids"]) / budget
                for name, path in zip(names, against, strict=True)}
 
-    call_costs = [info.pop("call_cost") for info in scores_info.values()]
+    call_costs = [*(prepared.call_costs if prepared is not None else []),
+                  *(info.pop("call_cost") for info in scores_info.values())]
     parts = [*call_costs, dict(result.cost)]
     total = CostRecord(step=f"{STEP}:{strategy_name}")
     for part in parts:
@@ -359,9 +387,11 @@ def run_selection(
         "overlap": overlap,
         "fallback": {"used": stored["fallback"] is not None, "reason": stored["fallback"]},
         "select_key": result.key,
-        "info": stored.get("info", {}),
+        "info": {**(prepared.info if prepared is not None else {}), **stored.get("info", {})},
         "cost": cost,
     }
+    if prepared is not None:
+        manifest["prerequisites"] = prepared.steps
     write_json_atomic(out, manifest)
     return SelectionRun(manifest=manifest, seconds=time.perf_counter() - started, cached=result.cached)
 
