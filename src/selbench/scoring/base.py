@@ -63,6 +63,8 @@ class Scorer(Protocol):
 # Values are factories `(**options) -> Scorer` (usually the scorer class itself).
 SCORERS: Registry[Any] = Registry("scorer", "selbench.scorers")
 SCORERS.register("length", "selbench.scoring.length:LengthScorer")
+SCORERS.register("deita-complexity", "selbench.scoring.deita:DeitaComplexityScorer")
+SCORERS.register("deita-quality", "selbench.scoring.deita:DeitaQualityScorer")
 
 
 @dataclass
