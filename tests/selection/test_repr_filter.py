@@ -37,8 +37,9 @@ def clustered(n: int, d: int, k: int, seed: int, n_levels: int = 5) -> tuple[np.
 def test_random_data_equals_the_loop(seed, threshold):
     rng = np.random.default_rng(seed)
     emb = rng.standard_normal((400, 8))
+    while not far_from_threshold(emb, threshold):  # redraw (deterministically) until no pair is ambiguous
+        emb = rng.standard_normal((400, 8))
     scores = rng.standard_normal(400)
-    assert far_from_threshold(emb, threshold)
     expected = repr_filter_loop(emb, scores, 400, threshold)
     assert 0 < len(expected) < 400  # the filter actually rejects something
     for block in (1, 3, 64, 1024):
@@ -50,7 +51,9 @@ def test_random_data_equals_the_loop(seed, threshold):
 @pytest.mark.parametrize("seed", range(3))
 def test_clustered_data_with_ties_equals_the_loop(seed):
     emb, scores = clustered(1500, 16, 60, seed)
-    assert far_from_threshold(emb, 0.9)
+    while not far_from_threshold(emb, 0.9):
+        seed += 1000
+        emb, scores = clustered(1500, 16, 60, seed)
     assert len(np.unique(scores)) == 5  # 300 examples per score: ties everywhere
     expected = repr_filter_loop(emb, scores, 600, 0.9)
     ranks = np.empty(len(scores), dtype=np.int64)
@@ -73,6 +76,13 @@ def test_threshold_is_strict_and_zero_rows_never_reject():
     assert repr_filter(emb, scores, 4, 1.0) == [0, 1, 2, 3]  # similarity 1 is not > 1
     assert repr_filter(emb, scores, 4, 0.99) == [0, 2, 3]
     assert repr_filter_loop(emb, scores, 4, 0.99) == [0, 2, 3]
+
+
+def test_visiting_order_on_many_ties():
+    scores = np.random.default_rng(0).integers(0, 3, 5000).astype(np.float64)
+    scores[::97] = np.nan
+    expected = sorted(range(5000), key=lambda i: (np.isnan(scores[i]), -np.nan_to_num(scores[i]), i))
+    assert visiting_order(scores).tolist() == expected
 
 
 def test_nan_scores_are_visited_last():

@@ -65,6 +65,7 @@ SCORERS: Registry[Any] = Registry("scorer", "selbench.scorers")
 SCORERS.register("length", "selbench.scoring.length:LengthScorer")
 SCORERS.register("deita-complexity", "selbench.scoring.deita:DeitaComplexityScorer")
 SCORERS.register("deita-quality", "selbench.scoring.deita:DeitaQualityScorer")
+SCORERS.register("embed", "selbench.scoring.embed:EmbedScorer")
 
 
 @dataclass

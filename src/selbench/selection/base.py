@@ -72,6 +72,7 @@ def strategy_params(strategy: Any) -> dict[str, Any]:
 
 
 STRATEGIES: Registry[Any] = Registry("strategy", "selbench.strategies")
+STRATEGIES.register("deita", "selbench.selection.deita:DeitaStrategy")
 STRATEGIES.register("full", "selbench.selection.full:FullStrategy")
 STRATEGIES.register("longest", "selbench.selection.longest:LongestStrategy")
 STRATEGIES.register("random", "selbench.selection.random:RandomStrategy")

@@ -189,8 +189,11 @@ def repr_filter_loop(embeddings: np.ndarray, scores: np.ndarray, budget: int,
     [0, 2]
     """
     _check(embeddings, scores, budget)
+    values = [float(v) for v in scores]
+    # Written out independently of `visiting_order`: NaN last, then descending score, then lower index.
+    visit = sorted(range(len(values)), key=lambda i: (values[i] != values[i], -values[i] if values[i] == values[i] else 0.0, i))
     chosen: list[int] = []
-    for i in visiting_order(scores):
+    for i in visit:
         if len(chosen) >= budget:
             break
         candidate = normalize_rows(embeddings[i][None, :])
