@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from selbench.data.schema import Example, rows_sha256, write_examples
 from selbench.errors import InputError
 from selbench.selection.base import STRATEGIES, Pool
 from selbench.selection.deita import DeitaStrategy, deita_sort_key, repr_filter
@@ -89,25 +85,10 @@ def test_too_few_diverse_examples_fill_with_the_best_rejected():
     assert (np.diff(key[rest]) <= 0).all()  # best-scored first
 
 
-def _prepared(folder: Path, n: int) -> Path:
-    topics = ["cooking", "astronomy", "tax law", "poetry", "python", "gardening"]
-    examples = []
-    for i in range(n):
-        topic = topics[i % len(topics)]
-        messages = [{"role": "user", "content": f"Question {i} about {topic}?"},
-                    {"role": "assistant", "content": f"An answer about {topic}, number {i}."}]
-        if i % 4 == 0:
-            messages += [{"role": "user", "content": "Tell me more."}, {"role": "assistant", "content": "More."}]
-        examples.append(Example(instruction=messages[0]["content"], output=messages[1]["content"], messages=messages))
-    write_examples(examples, folder / "data.parquet")
-    (folder / "manifest.json").write_text(json.dumps({"sha256": rows_sha256(examples), "n": n}))
-    return folder
-
-
-def test_run_selection_end_to_end_with_a_tiny_scorer(tmp_path, tiny_model_dir):
+def test_run_selection_end_to_end_with_a_tiny_scorer(tmp_path, tiny_model_dir, make_chat_pool):
     from selbench.cost.tables import collect_costs, selection_cost_rows
 
-    data = _prepared(tmp_path / "pool", 24)
+    data = make_chat_pool(tmp_path / "pool", 24)
     params = {"model": str(tiny_model_dir), "embedder": str(tiny_model_dir), "threshold": 0.999}
     run = run_selection(data, "deita", 6, tmp_path / "runs" / "deita.json", params=params)
     manifest = run.manifest

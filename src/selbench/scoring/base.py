@@ -66,6 +66,7 @@ SCORERS.register("length", "selbench.scoring.length:LengthScorer")
 SCORERS.register("deita-complexity", "selbench.scoring.deita:DeitaComplexityScorer")
 SCORERS.register("deita-quality", "selbench.scoring.deita:DeitaQualityScorer")
 SCORERS.register("embed", "selbench.scoring.embed:EmbedScorer")
+SCORERS.register("rds", "selbench.scoring.rds:RdsScorer")
 
 
 @dataclass
