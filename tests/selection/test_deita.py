@@ -38,7 +38,7 @@ def test_score_requests_follow_the_preset():
 
 
 @pytest.mark.parametrize("kwargs, field", [({"preset": "x"}, "preset"), ({"sort_key": "length"}, "sort_key"),
-                                           ({"threshold": 1.5}, "threshold"), ({"max_turns": 0}, "max_turns"),
+                                           ({"threshold": 1.5}, "threshold"), ({"max_turns": -1}, "max_turns"),
                                            ({"batch_size": 0}, "batch_size")])
 def test_bad_params_name_the_field(kwargs, field):
     with pytest.raises(InputError) as info:

@@ -180,7 +180,7 @@ class _DeitaScorer:
                 prompts.append(self.encode(tokenizer, self._fields(instruction, response)))
                 where.append((row, turn))
         if cut:
-            log.warning("deita-%s: %d turn(s) past max_turns=%d not scored", self.kind, cut, self.max_turns)
+            log.info("deita-%s: %d turn(s) past max_turns=%d not scored", self.kind, cut, self.max_turns)
         scores = np.empty(len(prompts), dtype=np.float64)
         pad = pad_id(tokenizer)
         batches = list(batches_by_length([len(p) for p in prompts], self.batch_size))

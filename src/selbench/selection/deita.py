@@ -42,8 +42,8 @@ __all__ = ["DeitaStrategy", "deita_sort_key", "repr_filter", "repr_filter_loop"]
 
 SORT_KEYS = ("complexity*quality", "quality", "complexity")
 PRESETS: dict[str, dict[str, Any]] = {
-    "deita": {"sort_key": "complexity*quality", "threshold": DEFAULT_THRESHOLD, "max_turns": 64},
-    "study": {"sort_key": "quality", "threshold": DEFAULT_THRESHOLD, "max_turns": 1},
+    "deita": {"sort_key": "complexity*quality", "max_turns": 64},
+    "study": {"sort_key": "quality", "max_turns": 1},
 }
 DEITA_EMBED = {"pooling": "last", "format": "vicuna", "max_length": 512}
 
@@ -72,11 +72,11 @@ class DeitaStrategy:
     Args:
         preset: deita (complexity x quality, all turns) or study (quality only, first turn; Diddee & Ippolito).
         sort_key: complexity*quality, quality or complexity; default from the preset.
-        threshold: cosine similarity above which a candidate is rejected; default from the preset (0.9).
+        threshold: cosine similarity above which a candidate is rejected (DEITA and the study: 0.9).
         model: scorer model for both scores (a stand-in offline); default DEITA's official scorers.
         complexity_model: complexity scorer model; overrides model.
         quality_model: quality scorer model; overrides model.
-        max_turns: conversation turns scored per example; default from the preset (deita 64, study 1).
+        max_turns: conversation turns scored per example; 0 = the preset's (deita 64, study 1).
         embedder: embed scorer model: all-minilm-l6-v2 (default), a sentence-transformers folder, or a causal LM (DEITA's recipe: last token, vicuna template, 512 tokens).
         batch_size: scorer batch size.
         use_faiss: search the accepted set with faiss (same picks up to float rounding).
@@ -84,11 +84,11 @@ class DeitaStrategy:
 
     preset: str = "deita"
     sort_key: str | None = None
-    threshold: float | None = None
+    threshold: float = DEFAULT_THRESHOLD
     model: str | None = None
     complexity_model: str | None = None
     quality_model: str | None = None
-    max_turns: int | None = None
+    max_turns: int = 0
     embedder: str | None = None
     batch_size: int = 8
     use_faiss: bool = False
@@ -101,7 +101,7 @@ class DeitaStrategy:
         if self.preset not in PRESETS:
             raise InputError(f"{self.preset!r} is not one of {', '.join(PRESETS)}", field="preset")
         for name, value in PRESETS[self.preset].items():  # the preset fills what was not given
-            if getattr(self, name) is None:
+            if getattr(self, name) in (None, 0):
                 object.__setattr__(self, name, value)
         if self.sort_key not in SORT_KEYS:
             raise InputError(f"{self.sort_key!r} is not one of {', '.join(SORT_KEYS)}", field="sort_key")
