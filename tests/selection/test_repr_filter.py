@@ -134,3 +134,24 @@ def test_property_equals_the_loop(n, d, levels, threshold, block, seed, budget_f
     assume(far_from_threshold(emb, threshold))
     budget = int(round(budget_frac * n))
     assert repr_filter(emb, scores, budget, threshold, block_size=block) == repr_filter_loop(emb, scores, budget, threshold)
+
+
+def test_memory_is_bounded_by_the_block_and_the_accepted_rows(tmp_path):
+    """A memory-mapped pool is never copied whole (no n x d float32 copy, no n x n matrix): numpy's traced
+    allocations stay far below the pool's size."""
+    import tracemalloc
+
+    n, d = 60_000, 256
+    stored = np.lib.format.open_memmap(tmp_path / "e.npy", mode="w+", dtype=np.float16, shape=(n, d))
+    rng = np.random.default_rng(0)
+    for lo in range(0, n, 10_000):
+        stored[lo : lo + 10_000] = rng.standard_normal((10_000, d))
+    stored.flush()
+    mapped = np.load(tmp_path / "e.npy", mmap_mode="r")
+    scores = rng.standard_normal(n)
+    tracemalloc.start()
+    picked = repr_filter(mapped, scores, 2_000, 0.5)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(picked) == 2_000
+    assert peak < n * d * 4 / 4  # a float32 copy of the pool would be 61 MB; we stay under a quarter of it

@@ -24,8 +24,8 @@ How the fast version stays exact. Candidates are taken in blocks of `block_size`
 3. If the block accepts more than the budget has left, the first ones (in visiting order) are kept: the
    loop would have stopped there and the later ones never change earlier decisions.
 
-Memory is bounded by the block, the accepted set (budget x d, float32) and one block x chunk similarity
-matrix: the pool is read block by block (a memory-mapped `[n, d]` array is fine), normalized in float32, and
+Memory is bounded by the block, the accepted rows (at most budget x d, float32, grown as they come) and
+one block x chunk similarity matrix: the pool is read block by block (a memory-mapped `[n, d]` array is fine), normalized in float32, and
 no n x n matrix is ever formed, so 1M x 4096 embeddings work on a machine that cannot hold them twice.
 `use_faiss=True` answers step 1 with a faiss inner-product index instead of numpy (same decisions up to
 float rounding; faiss-cpu is a selbench dependency).
@@ -105,7 +105,8 @@ def repr_filter(embeddings: np.ndarray, scores: np.ndarray, budget: int, thresho
     n, dim = embeddings.shape
     order = visiting_order(scores)
     accepted_idx = np.empty(min(budget, n), dtype=np.int64)
-    accepted = np.empty((min(budget, n), dim), dtype=np.float32)
+    # The accepted rows (unit, float32) grow with what is accepted, not with the budget; faiss keeps its own.
+    accepted = np.empty((min(budget, n, block_size), dim), dtype=np.float32)
     count = 0
     index = None
     if use_faiss:
@@ -120,23 +121,30 @@ def repr_filter(embeddings: np.ndarray, scores: np.ndarray, budget: int, thresho
         sorted_pos = np.argsort(visit, kind="stable")
         block = np.empty((len(visit), dim), dtype=np.float32)
         block[sorted_pos] = normalize_rows(embeddings[visit[sorted_pos]])
-        alive = _not_near_accepted(block, accepted[:count], threshold, index)
+        if count == 0:
+            alive = np.ones(len(visit), dtype=bool)
+        else:
+            alive = _not_near_accepted(block, accepted[:count], threshold, index)
         keep = np.flatnonzero(alive)
         if len(keep):
             keep = keep[_first_maximal_independent(block[keep], threshold)]
         keep = keep[: budget - count]
         accepted_idx[count : count + len(keep)] = visit[keep]
-        accepted[count : count + len(keep)] = block[keep]
-        if index is not None and len(keep):
-            index.add(block[keep])
+        if index is not None:
+            if len(keep):
+                index.add(block[keep])
+        else:
+            if count + len(keep) > len(accepted):
+                grown = np.empty((min(budget, n, max(2 * len(accepted), count + len(keep))), dim), dtype=np.float32)
+                grown[:count] = accepted[:count]
+                accepted = grown
+            accepted[count : count + len(keep)] = block[keep]
         count += len(keep)
     return accepted_idx[:count].tolist()
 
 
 def _not_near_accepted(block: np.ndarray, accepted: np.ndarray, threshold: float, index) -> np.ndarray:
-    """Per block row: True when no accepted row has similarity > threshold."""
-    if len(accepted) == 0:
-        return np.ones(len(block), dtype=bool)
+    """Per block row: True when no accepted row (`accepted`, or the faiss `index`) has similarity > threshold."""
     if index is not None:
         best, _ = index.search(block, 1)
         return ~(best[:, 0] > threshold)
