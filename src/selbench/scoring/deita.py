@@ -11,8 +11,9 @@ code hkust-nlp/deita `src/deita/selection/scorer/{base,llama_scorer,mistral_scor
   them from `generate(..., output_scores=True)`; without sampling or logits processors (the scorers'
   generation config has none) those are the raw next-token logits, which is what we compute, with one
   forward pass and only the last position through the LM head. The six token ids are the vocabulary
-  entries spelled "1" ... "6": for DEITA's Llama scorers that is its table 29896, 29906, 29941, 29946,
-  29945, 29953 (Mistral's: 28740 ...).
+  entries spelled "1" ... "6"; DEITA hard-codes them per tokenizer (Llama: 29896, 29906, 29941, 29946,
+  29945, 29953; Mistral: 28740, 28750, 28770, 28781, 28782, 28784), which are, as far as we know, those
+  entries (not checkable offline: the tokenizers are not packaged).
 * Multi-turn records, as `ScorePipeline._load_sharegpt` cuts them: turns are paired by position
   (turn 0 with 1, 2 with 3, ...), a last unanswered turn is scored with an empty response, and every pair is
   scored: complexity from the pair's instruction, quality from instruction and response. DEITA keeps the
