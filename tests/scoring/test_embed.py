@@ -1,4 +1,4 @@
-"""The embed scorer: text formats, pooled causal-LM hidden states by hand, the packaged sentence embedder."""
+"""The embed scorer: a causal LM's pooled last hidden state (Cherry's --mod pre) or a sentence-transformers model."""
 
 from __future__ import annotations
 
@@ -7,92 +7,90 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from selbench.data.schema import Example, rows_sha256, write_examples
 from selbench.errors import InputError
-from selbench.scoring.base import ScoreStep, compute_scores, read_scores
-from selbench.scoring.embed import VICUNA_SYSTEM, EmbedScorer, conversation_text
+from selbench.scoring.base import compute_scores, read_scores
+from selbench.scoring.embed import EmbedScorer, example_texts
+from selbench.scoring.ifd_text import cherry_prompt
+from selbench.store import StepStore
 
-MESSAGES = [{"role": "user", "content": " Hi there "}, {"role": "assistant", "content": "Hello!"},
-            {"role": "user", "content": "Bye"}]
+EXAMPLES = [
+    Example(instruction="Name a colour.", output="Blue."),
+    Example(instruction="Add the numbers.", input="2 and 3", output="5"),
+    Example(instruction="Write a long story about a lighthouse keeper and the sea. " * 3, output="Once..."),
+    Example(instruction="hi", output="hello!", messages=[
+        {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello!"},
+        {"role": "user", "content": "more"}, {"role": "assistant", "content": "sure"}]),
+]
 
 
 def _pool(folder: Path) -> Path:
-    examples = [Example(instruction="Name a colour.", output="Blue."),
-                Example(instruction="Hi there", output="Hello!", messages=MESSAGES),
-                Example(instruction="Write a long story about a lighthouse keeper and a storm.", output="Once " * 40)]
-    write_examples(examples, folder / "data.parquet")
-    (folder / "manifest.json").write_text(json.dumps({"sha256": rows_sha256(examples), "n": len(examples)}))
+    write_examples(EXAMPLES, folder / "data.parquet")
+    (folder / "manifest.json").write_text(json.dumps({"sha256": rows_sha256(EXAMPLES), "n": len(EXAMPLES)}))
     return folder
 
 
-def test_vicuna_format_is_deitas_template():
-    # FastChat vicuna_v1.1 (ADD_COLON_TWO, sep " ", sep2 "</s>") as DEITA's preprocess renders it
-    assert conversation_text(MESSAGES, "vicuna") == (
-        f"{VICUNA_SYSTEM} USER:  Hi there  ASSISTANT: Hello!</s>USER: Bye ")
-
-
-def test_tulu_format_is_rds_template():
-    system = [{"role": "system", "content": "Be brief."}, *MESSAGES]
-    assert conversation_text(system, "tulu", eos="</s>") == (
-        "<|system|>\nBe brief.\n<|user|>\nHi there\n<|assistant|>\nHello!</s>\n<|user|>\nBye")
-
-
-def _by_hand(model, tokenizer, text: str, pooling: str, max_length: int) -> np.ndarray:
-    import torch
-
-    ids = tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt")["input_ids"]
-    with torch.no_grad():
-        hidden = model(input_ids=ids, output_hidden_states=True).hidden_states[-1][0].double()
-    if pooling == "last":
-        return hidden[-1].numpy()
-    length = hidden.shape[0]
-    weights = torch.arange(1, length + 1, dtype=torch.float64) if pooling == "weighted_mean" else torch.ones(length, dtype=torch.float64)
-    return (weights[:, None] * hidden).sum(0).numpy() / weights.sum().item()
-
-
-@pytest.mark.parametrize("pooling, fmt", [("last", "vicuna"), ("weighted_mean", "tulu"), ("mean", "plain")])
-def test_causal_lm_pooling_equals_a_hand_computation(tmp_path, tiny_model_dir, tiny_model, pooling, fmt):
-    model, tokenizer = tiny_model
-    options = {"model": str(tiny_model_dir), "pooling": pooling, "format": fmt, "max_length": 24, "batch_size": 2}
-    result = compute_scores(_pool(tmp_path / "pool"), "embed", options)
+def test_causal_lm_embedding_is_cherrys_mean_hidden_state_and_perplexity(tmp_path, tiny_model_dir, tiny_model):
+    model, tok = tiny_model
+    options = {"model": str(tiny_model_dir), "text": "cherry_prompt", "perplexity": True, "max_length": 40}
+    result = compute_scores(_pool(tmp_path), "embed", options)
     _, columns = read_scores(result.path)
-    emb = columns["embedding"]
-    assert emb.shape == (3, 32) and emb.dtype == np.float32
-    texts = [conversation_text(m, fmt, tokenizer.eos_token) for m in (
-        [{"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "Blue."}], MESSAGES,
-        [{"role": "user", "content": "Write a long story about a lighthouse keeper and a storm."},
-         {"role": "assistant", "content": "Once " * 40}])]
-    for row, text in enumerate(texts):  # the third one is cut at 24 tokens
-        np.testing.assert_allclose(emb[row], _by_hand(model, tokenizer, text, pooling, 24), atol=2e-4)
-    assert result.cost["tokens"] == sum(len(tokenizer(t, truncation=True, max_length=24)["input_ids"]) for t in texts)
+    assert columns["embedding"].shape == (4, 32) and isinstance(columns["embedding"], np.memmap)
+    for i, example in enumerate(EXAMPLES):  # Cherry: model(ids, labels=ids) per example, hidden_states[-1].mean(1)
+        ids = torch.tensor([tok.encode(cherry_prompt(example.instruction, example.input), truncation=True,
+                                       max_length=40)])
+        with torch.no_grad():
+            out = model(ids, labels=ids, output_hidden_states=True)
+        np.testing.assert_allclose(columns["embedding"][i], out.hidden_states[-1].mean(dim=1)[0].numpy(), atol=1e-5)
+        np.testing.assert_allclose(columns["ppl"][i], float(torch.exp(out.loss)), rtol=1e-5)
+    assert result.cost["tokens"] > 0
 
 
-def test_the_key_follows_model_and_options(tmp_path, tiny_model_dir):
-    pool = _pool(tmp_path / "pool")
-    base = {"model": str(tiny_model_dir)}
-    keys = {ScoreStep.make(pool, "embed", {**base, **change}).key() for change in (
-        {}, {"pooling": "mean"}, {"format": "tulu"}, {"max_length": 64}, {"dtype": "bfloat16"})}
-    assert len(keys) == 5
-    assert ScoreStep.make(pool, "embed", {**base, "batch_size": 3}).key() in keys
+def test_float16_storage_and_last_token_pooling(tmp_path, tiny_model_dir, tiny_model):
+    model, tok = tiny_model
+    store = StepStore(tmp_path / "cache")
+    data = _pool(tmp_path / "pool")
+    base = {"model": str(tiny_model_dir), "pooling": "last"}
+    full = compute_scores(data, "embed", base, store)
+    half = compute_scores(data, "embed", {**base, "dtype": "float16"}, store)
+    assert half.key != full.key
+    _, a = read_scores(full.path)
+    _, b = read_scores(half.path)
+    assert a["embedding"].dtype == np.float32 and b["embedding"].dtype == np.float16
+    np.testing.assert_allclose(b["embedding"], a["embedding"], rtol=2e-3, atol=2e-3)
+    ids = torch.tensor([tok.encode("Add the numbers.\n\n2 and 3")])
+    with torch.no_grad():
+        last = model.model(ids).last_hidden_state[0, -1].numpy()
+    np.testing.assert_allclose(a["embedding"][1], last, atol=1e-5)
+    assert compute_scores(data, "embed", {**base, "batch_tokens": 16}, store).cached
 
 
-@pytest.mark.parametrize("options, field", [({"pooling": "max"}, "pooling"), ({"format": "chatml"}, "format"),
-                                            ({"max_length": 0}, "max_length"), ({"dtype": "int4"}, "dtype")])
-def test_bad_options_name_the_field(options, field):
-    with pytest.raises(InputError) as info:
-        EmbedScorer(**options)
-    assert info.value.field == field
+def test_chat_text_formats_the_whole_conversation(tiny_model):
+    _, tok = tiny_model
+    rows = {"instruction": [e.instruction for e in EXAMPLES], "input": [e.input for e in EXAMPLES],
+            "output": [e.output for e in EXAMPLES], "messages": [e.messages for e in EXAMPLES]}
+    texts = example_texts(rows, "chat", tok)
+    assert texts[3].count("<|im_start|>") == 4 and "sure" in texts[3]
+    assert texts[0] == "<|im_start|>user\nName a colour.<|im_end|>\n<|im_start|>assistant\nBlue.<|im_end|>\n"
 
 
-def test_packaged_sentence_embedder_is_the_default(tmp_path):
+def test_packaged_sentence_transformer(tmp_path):
     from selbench.assets import load_embedder
 
-    result = compute_scores(_pool(tmp_path / "pool"), "embed", {})
+    result = compute_scores(_pool(tmp_path), "embed", {"normalize": True, "text": "pair"})
     _, columns = read_scores(result.path)
-    texts = ["Name a colour.\n\nBlue.", " Hi there \n\nHello!\n\nBye",
-             "Write a long story about a lighthouse keeper and a storm.\n\n" + "Once " * 40]
-    direct = load_embedder().encode(texts)
-    assert columns["embedding"].shape == (3, 384)
-    np.testing.assert_allclose(columns["embedding"], direct, atol=1e-5)
-    assert result.config["kind"] == "sentence-transformers" and result.cost["tokens"] > 0
+    assert columns["embedding"].shape == (4, 384)
+    np.testing.assert_allclose(np.linalg.norm(columns["embedding"], axis=1), 1.0, atol=1e-5)
+    texts = [e.instruction + ("\n\n" + e.input if e.input else "") + "\n\n" + e.output for e in EXAMPLES]
+    expected = load_embedder().encode(texts, normalize_embeddings=True)
+    np.testing.assert_allclose(columns["embedding"], expected, atol=1e-5)
+
+
+def test_bad_options_name_their_field(tiny_model_dir):
+    for options, field in (({"text": "everything"}, "text"), ({"pooling": "max"}, "pooling"),
+                           ({"dtype": "int8"}, "dtype"), ({"perplexity": True}, "perplexity"),
+                           ({"model": str(tiny_model_dir), "max_length": 0}, "max_length")):
+        with pytest.raises(InputError, match=field):
+            EmbedScorer(**options)

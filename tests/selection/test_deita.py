@@ -25,12 +25,12 @@ def test_score_requests_follow_the_preset():
     assert requests == {
         "complexity": ("deita-complexity", {"max_turns": 64, "batch_size": 8, "model": "smollm2-135m-instruct"}),
         "quality": ("deita-quality", {"max_turns": 64, "batch_size": 8, "model": "smollm2-135m-instruct"}),
-        "embed": ("embed", {"model": "all-minilm-l6-v2"}),
+        "embed": ("embed", {"model": "all-minilm-l6-v2", "text": "pair"}),
     }
     study = DeitaStrategy(preset="study", quality_model="q", embedder="hf://mistralai/Mistral-7B-v0.1")
     assert study.score_requests() == {
         "quality": ("deita-quality", {"max_turns": 1, "batch_size": 8, "model": "q"}),
-        "embed": ("embed", {"model": "hf://mistralai/Mistral-7B-v0.1", "pooling": "last", "format": "vicuna",
+        "embed": ("embed", {"model": "hf://mistralai/Mistral-7B-v0.1", "text": "vicuna", "pooling": "last",
                             "max_length": 512}),
     }
     official = DeitaStrategy().score_requests()

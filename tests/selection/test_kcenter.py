@@ -54,9 +54,9 @@ def test_strategy_seeds_the_first_center():
 
 
 def test_score_requests():
-    assert KCenterStrategy().score_requests() == {"embed": ("embed", {"model": "all-minilm-l6-v2"})}
+    assert KCenterStrategy().score_requests() == {"embed": ("embed", {"model": "all-minilm-l6-v2", "text": "pair"})}
     assert KCenterStrategy(embedder="smollm2-135m-instruct", pooling="last").score_requests() == {
-        "embed": ("embed", {"model": "smollm2-135m-instruct", "pooling": "last"})}
+        "embed": ("embed", {"model": "smollm2-135m-instruct", "text": "pair", "pooling": "last"})}
 
 
 @pytest.mark.parametrize("kwargs, field", [({"metric": "l1"}, "metric"), ({"pooling": "max"}, "pooling")])

@@ -76,7 +76,7 @@ def test_similarities_by_hand_and_the_key(tmp_path, tiny_model_dir, tiny_model, 
     import torch
 
     from selbench.scoring.base import ScoreStep, compute_scores, read_scores
-    from selbench.scoring.embed import conversation_text
+    from selbench.scoring.chat_text import conversation_text
 
     model, tokenizer = tiny_model
     target = tmp_path / "target.jsonl"

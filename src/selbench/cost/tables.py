@@ -8,7 +8,8 @@ selection cost grows with the pool, not with the budget.
 Assumptions (documented because the tables depend on them):
 
 * Scoring is counted once per (dataset, scorer config key), with the cost recorded by the run that
-  computed it, however many budgets and manifests reuse it.
+  computed it, however many budgets and manifests reuse it; so is every prerequisite step a manifest lists
+  (`prerequisites`: Cherry's embeddings, pre-experienced data and pre-experienced model).
 * A selection is identified by (dataset, strategy, params, budget, seed); copies of the same manifest count
   once. Its own cost is the "select" step's record (picking ids once the scores exist).
 * Table 2: per 1,000 examples = (scoring + mean cost of one selection) / (pool size / 1000).
@@ -201,9 +202,13 @@ def collect_costs(run_dir: str | Path, prices: PriceSheet | None = None) -> tupl
             continue
         cost = obj.get("cost") or {}
         part = _select_part(cost)
+        # Scores and the prerequisite steps a strategy ran first (Cherry's embeddings, clusters, trained model)
+        # are each counted once per key, however many selections reuse them.
+        used = [*(obj.get("scores") or {}).values(), *(obj.get("prerequisites") or {}).values()]
         scores = tuple(
-            (info["config_key"], price_usd(info.get("cost") or {}, prices), float((info.get("cost") or {}).get("wall_seconds", 0.0)))
-            for info in (obj.get("scores") or {}).values()
+            (info.get("config_key") or info["key"], price_usd(info.get("cost") or {}, prices),
+             float((info.get("cost") or {}).get("wall_seconds", 0.0)))
+            for info in used
         )
         dataset = obj["dataset"]
         sel = SelectionCost(

@@ -2,7 +2,8 @@
 
 Routes (the subset of the OpenAI API that judges and evaluators use):
 `GET /v1/models`, `POST /v1/chat/completions` (messages through the model's chat template) and
-`POST /v1/completions` (raw prompt text), with `max_tokens`, `temperature` (0 = greedy; default 1.0 as
+`POST /v1/completions` (raw prompt text; with `echo: true, max_tokens: 0` the prompt's own token
+log-probabilities, as vLLM serves them: `generation/prompt_logprobs.py`), with `max_tokens`, `temperature` (0 = greedy; default 1.0 as
 in the OpenAI API), `top_p`, `stop`, `seed`, vLLM's `min_tokens`, and log-probabilities in OpenAI's response shapes:
 chat `choices[0].logprobs.content[i] = {token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}`
 (request `logprobs: true, top_logprobs: k`); completions `choices[0].logprobs = {tokens,
@@ -27,6 +28,8 @@ import threading
 import time
 import uuid
 from typing import Any
+
+from selbench.generation.prompt_logprobs import prompt_logprobs_response, wants_prompt_logprobs
 
 log = logging.getLogger(__name__)
 
@@ -306,6 +309,11 @@ def create_app(model: Any, tokenizer: Any, model_name: str) -> Any:
     @app.post("/v1/completions")
     def completions(body: dict[str, Any]) -> Any:
         app.state.counts["completions"] += 1
+        if wants_prompt_logprobs(body):  # echo + max_tokens 0: score the prompt (generation/prompt_logprobs.py)
+            try:
+                return prompt_logprobs_response(local, body, model_name)
+            except ValueError as exc:
+                return error(400, str(exc))
         try:
             fields = _request_fields(body)
             prompts = body.get("prompt")

@@ -63,9 +63,10 @@ class Scorer(Protocol):
 # Values are factories `(**options) -> Scorer` (usually the scorer class itself).
 SCORERS: Registry[Any] = Registry("scorer", "selbench.scorers")
 SCORERS.register("length", "selbench.scoring.length:LengthScorer")
+SCORERS.register("ifd", "selbench.scoring.ifd:IFDScorer")
+SCORERS.register("embed", "selbench.scoring.embed:EmbedScorer")
 SCORERS.register("deita-complexity", "selbench.scoring.deita:DeitaComplexityScorer")
 SCORERS.register("deita-quality", "selbench.scoring.deita:DeitaQualityScorer")
-SCORERS.register("embed", "selbench.scoring.embed:EmbedScorer")
 SCORERS.register("rds", "selbench.scoring.rds:RdsScorer")
 
 

@@ -99,3 +99,19 @@ def pooled_hidden_states(model: Any, rows: Sequence[Sequence[int]], pooling: str
             weights = weights * (positions.to(device).float() + 1.0)
         weights = weights / weights.sum(dim=1, keepdim=True).clamp(min=1e-12)
         return torch.einsum("bl,bld->bd", weights, hidden).cpu().numpy()
+
+
+def pooled_embeddings(model: Any, tokenizer: Any, texts: Sequence[str], pooling: str, max_length: int,
+                      batch_size: int) -> tuple[np.ndarray, int]:
+    """(`[len(texts), hidden]` float32 pooled hidden states, tokens processed): each text tokenized with the
+    tokenizer's special tokens and cut at `max_length`, as DEITA's and RDS's embedders do."""
+    from tqdm.auto import tqdm
+
+    ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    hidden = int(model.config.get_text_config().hidden_size)
+    out = np.zeros((len(ids), hidden), dtype=np.float32)
+    pad = pad_id(tokenizer)
+    for batch in tqdm(list(batches_by_length([len(x) for x in ids], batch_size)), desc=f"embed ({pooling})",
+                      unit="batch", disable=None, leave=False):
+        out[batch] = pooled_hidden_states(model, [ids[i] for i in batch], pooling, pad)
+    return out, sum(len(x) for x in ids)

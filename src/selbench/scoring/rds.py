@@ -134,19 +134,23 @@ class RdsScorer:
         return {"model": model_fingerprint(self.model), "targets_sha256": sha256_json(self.targets),
                 "n_targets": len(self.targets), "max_length": self.max_length, "dtype": self.dtype}
 
+    def _embed(self, model: Any, tokenizer: Any, conversations: list[Any]) -> tuple[np.ndarray, int]:
+        from selbench.scoring.causal_lm import pooled_embeddings
+        from selbench.scoring.chat_text import conversation_text
+
+        texts = [conversation_text(m or [], "tulu", tokenizer.eos_token or "</s>") for m in conversations]
+        vectors, tokens = pooled_embeddings(model, tokenizer, texts, self.pooling, self.max_length, self.batch_size)
+        return _unit(vectors), tokens
+
     @cached_property
     def _loaded(self) -> tuple[Any, Any, np.ndarray]:
         from selbench.assets import load_model
-        from selbench.scoring.embed import conversation_text, embed_texts
 
         model, tokenizer = load_model(self.model, dtype=self.dtype, device=self.device, padding_side="left")
-        texts = [conversation_text(t, "tulu", tokenizer.eos_token or "</s>") for t in self.targets]
-        return model, tokenizer, _unit(embed_texts(model, tokenizer, texts, self))
+        return model, tokenizer, self._embed(model, tokenizer, self.targets)[0]
 
     def score(self, rows: Mapping[str, list[Any]], meter: CostMeter) -> dict[str, np.ndarray]:
-        from selbench.scoring.embed import conversation_text, embed_texts
-
         model, tokenizer, targets = self._loaded
-        texts = [conversation_text(m or [], "tulu", tokenizer.eos_token or "</s>") for m in rows["messages"]]
-        pool = _unit(embed_texts(model, tokenizer, texts, self, meter))
+        pool, tokens = self._embed(model, tokenizer, rows["messages"])
+        meter.add_tokens(tokens)
         return {"rds_sim": (pool @ targets.T).astype(np.float32)}

@@ -8,6 +8,10 @@ A strategy is a frozen dataclass of its parameters with three members:
   order). No files, no models.
 * `name`, `VERSION` (bumped when its output changes for the same inputs) and `uses_against` (whether it
   reads other selections, as the random baselines do).
+* optionally `prepare(data_dir, store, prices)` -> `Prepared`: model steps that must run before the scores
+  can be requested (Cherry fine-tunes the model that computes its IFD). `run_selection` calls it first and
+  adds its score requests to `score_requests()`'s; its steps are recorded in the manifest (`prerequisites`)
+  and counted by the cost tables. Each of them must be a cached step, so a second budget costs nothing.
 
 Built-ins register lazily as "module:attr" strings; outside packages use the `selbench.strategies`
 entry-point group.
@@ -54,6 +58,23 @@ class Selection:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class Prepared:
+    """What a strategy's `prepare` hook ran before scoring.
+
+    Args:
+        score_requests: {role: (scorer name, options)} that depend on the prerequisites.
+        steps: name -> {step, key, path, cost, cached, ...} of each prerequisite step (its full cost record).
+        call_costs: what this call paid for them (zero records for cached steps).
+        info: facts for the manifest's `info` (e.g. cluster counts actually used).
+    """
+
+    score_requests: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    steps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    call_costs: list[dict[str, Any]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
 class Strategy(Protocol):
     """What `STRATEGIES` entries are: frozen dataclasses of parameters with these members."""
 
@@ -79,3 +100,5 @@ STRATEGIES.register("longest", "selbench.selection.longest:LongestStrategy")
 STRATEGIES.register("random", "selbench.selection.random:RandomStrategy")
 STRATEGIES.register("rds", "selbench.selection.rds:RdsStrategy")
 STRATEGIES.register("strict-random", "selbench.selection.strict_random:StrictRandomStrategy")
+STRATEGIES.register("cherry", "selbench.selection.cherry:CherryStrategy")
+STRATEGIES.register("superfilter", "selbench.selection.superfilter:SuperfilterStrategy")

@@ -17,10 +17,12 @@ Presets:
 Scorer models: DEITA's official scorers by default (`hf://hkust-nlp/deita-complexity-scorer`,
 `hf://hkust-nlp/deita-quality-scorer`); offline, `model` names a stand-in for both (the machinery is DEITA's,
 the numbers are not). Embeddings: `embedder` is the `embed` scorer's model, by default the packaged
-all-MiniLM-L6-v2 (works offline). DEITA and the study embed with a causal LM instead
-(`embedder="hf://mistralai/Mistral-7B-v0.1"`): for a causal LM the strategy asks the embed scorer for
-DEITA's recipe, the last token's last-layer hidden state of the vicuna_v1.1-formatted conversation cut at
-512 tokens (the study: `max_length=512, conv_template="vicuna_v1.1"`).
+all-MiniLM-L6-v2 (works offline), which embeds the first instruction/response pair (`text="pair"`: a
+constant template prefix would only raise every similarity). DEITA and the study embed with a causal LM
+instead (`embedder="hf://mistralai/Mistral-7B-v0.1"`): for a causal LM the strategy asks the embed scorer
+for DEITA's recipe, the last token's last-layer hidden state of the whole conversation in the vicuna_v1.1
+template, cut at 512 tokens (`text="vicuna", pooling="last", max_length=512`; the study:
+`max_length=512, conv_template="vicuna_v1.1"`).
 
 When the filter accepts fewer than `budget` examples (the pool runs out of diverse ones; DEITA then returns
 fewer), the rest is filled with the highest-scoring rejected examples in visiting order, and the manifest's
@@ -45,7 +47,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "deita": {"sort_key": "complexity*quality", "max_turns": 64},
     "study": {"sort_key": "quality", "max_turns": 1},
 }
-DEITA_EMBED = {"pooling": "last", "format": "vicuna", "max_length": 512}
+DEITA_EMBED = {"text": "vicuna", "pooling": "last", "max_length": 512}
 
 
 def deita_sort_key(sort_key: str, complexity_turns: np.ndarray | None, quality_turns: np.ndarray | None) -> np.ndarray:
@@ -77,7 +79,7 @@ class DeitaStrategy:
         complexity_model: complexity scorer model; overrides model.
         quality_model: quality scorer model; overrides model.
         max_turns: conversation turns scored per example; 0 = the preset's (deita 64, study 1).
-        embedder: embed scorer model: all-minilm-l6-v2 (default), a sentence-transformers folder, or a causal LM (DEITA's recipe: last token, vicuna template, 512 tokens).
+        embedder: embed scorer model: all-minilm-l6-v2 (default; first pair), a sentence-transformers folder, or a causal LM (DEITA's recipe: last token, vicuna template, 512 tokens).
         batch_size: scorer batch size.
         use_faiss: search the accepted set with faiss (same picks up to float rounding).
     """
@@ -125,10 +127,9 @@ class DeitaStrategy:
         from selbench.scoring.embed import DEFAULT_EMBEDDER, is_sentence_transformer
 
         embedder = self.embedder or DEFAULT_EMBEDDER
-        options: dict[str, Any] = {"model": embedder}
-        if not is_sentence_transformer(embedder):
-            options.update(DEITA_EMBED)
-        return options
+        if is_sentence_transformer(embedder):
+            return {"model": embedder, "text": "pair"}
+        return {"model": embedder, **DEITA_EMBED}
 
     def score_requests(self) -> dict[str, tuple[str, dict[str, Any]]]:
         requests = {kind: (f"deita-{kind}", self._scorer_options(kind)) for kind in self.sort_key.split("*")}

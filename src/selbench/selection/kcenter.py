@@ -78,7 +78,7 @@ class KCenterStrategy:
 
     Args:
         embedder: embed scorer model: all-minilm-l6-v2 (default), a sentence-transformers folder or a causal LM.
-        pooling: for a causal-LM embedder: mean, weighted_mean or last.
+        pooling: for a causal-LM embedder: mean or last.
         metric: cosine (default; 1 - cosine similarity) or euclidean (raw vectors).
     """
 
@@ -93,7 +93,7 @@ class KCenterStrategy:
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
             raise InputError(f"{self.metric!r} is not one of {', '.join(METRICS)}", field="metric")
-        from selbench.scoring.causal_lm import POOLINGS
+        from selbench.scoring.embed import POOLINGS
 
         if self.pooling not in POOLINGS:
             raise InputError(f"{self.pooling!r} is not one of {', '.join(POOLINGS)}", field="pooling")
@@ -102,7 +102,7 @@ class KCenterStrategy:
         from selbench.scoring.embed import DEFAULT_EMBEDDER, is_sentence_transformer
 
         embedder = self.embedder or DEFAULT_EMBEDDER
-        options: dict[str, Any] = {"model": embedder}
+        options: dict[str, Any] = {"model": embedder, "text": "pair"}  # instruction and response
         if not is_sentence_transformer(embedder):
             options["pooling"] = self.pooling
         return {"embed": ("embed", options)}

@@ -9,7 +9,8 @@ Manifest (DESIGN.md "selection manifest"): `strategy`, `params`, `budget`, `seed
 n}, `ids` (selection order), `ids_sha256`, `scores` {role: {path, scorer, config_key, config, cost}} where
 `cost` is the record of the run that computed the scores (so cost tables count each scoring once),
 `against` {name: {path, strategy, budget, ids_sha256}}, `overlap` {name: shared / budget}, `fallback`
-{used, reason}, `select_key`, `info`, and `cost`: the select step's record plus what scoring cost *this
+{used, reason}, `select_key`, `info`, `prerequisites` {name: {step, key, path, cost, cached}} (model steps a
+strategy's `prepare` hook ran first, e.g. Cherry's pre-experienced model), and `cost`: the select step's record plus what scoring cost *this
 call* (zero when the scores were cached), with the parts listed in `cost.extra.parts`.
 """
 
@@ -169,7 +170,12 @@ def run_selection(
     scores: dict[str, dict[str, np.ndarray]] = {}
     scores_info: dict[str, dict[str, Any]] = {}
     call_costs: list[dict[str, Any]] = []
-    for role, (scorer, options) in strategy.score_requests().items():
+    requests = dict(strategy.score_requests())
+    prepared = strategy.prepare(data_file.parent, store, prices) if hasattr(strategy, "prepare") else None
+    if prepared is not None:  # prerequisite model steps (selection/base.py `Prepared`)
+        requests.update(prepared.score_requests)
+        call_costs.extend(prepared.call_costs)
+    for role, (scorer, options) in requests.items():
         result = compute_scores(data_file.parent, scorer, options, store, prices=prices)
         score_ids, columns = read_scores(result.path)
         if score_ids != ids:
@@ -199,11 +205,14 @@ def run_selection(
                                                      "info": selection.info}, indent=None)
         return {"n_selected": budget, "fallback": selection.fallback, "cost": meter.record.to_dict()}
 
+    step_inputs = {"dataset": dataset_sha, "scores": {role: info["config_key"] for role, info in scores_info.items()},
+                   "against": [against_info[name]["ids_sha256"] for name in names]}
+    if prepared is not None:
+        step_inputs["prerequisites"] = {name: info["key"] for name, info in prepared.steps.items()}
     step = store.run(
         STEP, strategy.VERSION,
         {"strategy": strategy_name, "params": params_dict, "budget": budget, "seed": seed},
-        {"dataset": dataset_sha, "scores": {role: info["config_key"] for role, info in scores_info.items()},
-         "against": [against_info[name]["ids_sha256"] for name in names]},
+        step_inputs,
         compute,
     )
     stored = json.loads((step.path / SELECTION_FILE).read_text(encoding="utf-8"))
@@ -232,8 +241,10 @@ def run_selection(
         "overlap": overlap,
         "fallback": {"used": stored["fallback"] is not None, "reason": stored["fallback"]},
         "select_key": step.key,
-        "info": stored.get("info", {}),
+        "info": {**(prepared.info if prepared is not None else {}), **stored.get("info", {})},
         "cost": cost,
     }
+    if prepared is not None:
+        manifest["prerequisites"] = prepared.steps
     write_json_atomic(out, manifest)
     return SelectionRun(manifest=manifest, seconds=time.perf_counter() - started, cached=step.cached)
