@@ -73,6 +73,9 @@ SCORERS.register("length", "selbench.scoring.length:LengthScorer")
 SCORERS.register("alpagasus", "selbench.scoring.alpagasus:AlpagasusScorer")
 SCORERS.register("ifd", "selbench.scoring.ifd:IFDScorer")
 SCORERS.register("embed", "selbench.scoring.embed:EmbedScorer")
+SCORERS.register("deita-complexity", "selbench.scoring.deita:DeitaComplexityScorer")
+SCORERS.register("deita-quality", "selbench.scoring.deita:DeitaQualityScorer")
+SCORERS.register("rds", "selbench.scoring.rds:RdsScorer")
 
 
 @dataclass

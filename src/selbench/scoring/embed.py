@@ -30,7 +30,7 @@ import numpy as np
 from selbench.cost import CostMeter
 from selbench.errors import InputError
 
-TEXTS = ("instruction", "cherry_prompt", "pair", "chat")
+TEXTS = ("instruction", "cherry_prompt", "pair", "chat", "vicuna")
 POOLINGS = ("mean", "last")
 STORAGE_DTYPES = ("float32", "float16")
 PRECISIONS = ("auto", "float32", "bfloat16")
@@ -54,6 +54,13 @@ def example_texts(rows: Mapping[str, list[Any]], text: str, tokenizer: Any = Non
         from selbench.scoring.ifd_text import cherry_prompt
 
         return [cherry_prompt(ins, inp) for ins, inp in zip(rows["instruction"], inputs, strict=True)]
+    if text == "vicuna":  # DEITA's embedding input: the whole conversation in FastChat's vicuna_v1.1 template
+        from selbench.scoring.chat_text import conversation_text
+
+        messages = rows.get("messages") or [None] * n
+        return [conversation_text(messages[i] or [{"role": "user", "content": asked[i]},
+                                                  {"role": "assistant", "content": rows["output"][i]}], "vicuna")
+                for i in range(n)]
     if text == "chat":
         if tokenizer is None or not getattr(tokenizer, "chat_template", None):
             raise InputError("text 'chat' needs a causal LM with a chat template", field="text")
@@ -100,7 +107,7 @@ class EmbedScorer:
 
     Args:
         model: "all-minilm-l6-v2" (the packaged sentence-transformers model), a sentence-transformers folder, or a causal LM (asset name, folder, hf://org/name) whose last hidden state is pooled.
-        text: what is embedded: "instruction" (instruction, then a blank line and the input if any), "cherry_prompt" (Cherry LLM's Alpaca prompt, as its --mod pre), "pair" (instruction and input, a blank line, the output) or "chat" (the stored conversation through the causal LM's chat template).
+        text: what is embedded: "instruction" (instruction, then a blank line and the input if any), "cherry_prompt" (Cherry LLM's Alpaca prompt, as its --mod pre), "pair" (instruction and input, a blank line, the output), "chat" (the stored conversation through the causal LM's chat template) or "vicuna" (the stored conversation in DEITA's vicuna_v1.1 template, selbench.scoring.chat_text).
         pooling: causal LM only: "mean" over the tokens (Cherry) or "last" (the last token's state).
         max_length: causal LM only: tokens kept per text (the tokenizer's truncation); sentence-transformers models keep their own max_seq_length.
         perplexity: causal LM only: also a `ppl` column, the text's perplexity (Cherry's pre-experienced confidence).
@@ -149,7 +156,8 @@ class EmbedScorer:
     def columns(self) -> tuple[str, ...]:  # dataset columns read
         return {"instruction": ("instruction", "input"), "cherry_prompt": ("instruction", "input"),
                 "pair": ("instruction", "input", "output"),
-                "chat": ("instruction", "input", "output", "messages")}[self.text]
+                "chat": ("instruction", "input", "output", "messages"),
+                "vicuna": ("instruction", "input", "output", "messages")}[self.text]
 
     @property
     def column_dtypes(self) -> dict[str, str]:

@@ -123,9 +123,12 @@ def strategy_params(strategy: Any) -> dict[str, Any]:
 
 STRATEGIES: Registry[Any] = Registry("strategy", "selbench.strategies")
 STRATEGIES.register("alpagasus", "selbench.selection.alpagasus:AlpagasusStrategy")
+STRATEGIES.register("deita", "selbench.selection.deita:DeitaStrategy")
 STRATEGIES.register("full", "selbench.selection.full:FullStrategy")
+STRATEGIES.register("kcenter", "selbench.selection.kcenter:KCenterStrategy")
 STRATEGIES.register("longest", "selbench.selection.longest:LongestStrategy")
 STRATEGIES.register("random", "selbench.selection.random:RandomStrategy")
+STRATEGIES.register("rds", "selbench.selection.rds:RdsStrategy")
 STRATEGIES.register("strict-random", "selbench.selection.strict_random:StrictRandomStrategy")
 STRATEGIES.register("cherry", "selbench.selection.cherry:CherryStrategy")
 STRATEGIES.register("superfilter", "selbench.selection.superfilter:SuperfilterStrategy")
