@@ -220,6 +220,15 @@ class StepStore:
                 if found is not None:
                     yield found
 
+    def step_names(self) -> list[str]:
+        """Names of the steps with anything in the store (finished entries, partial progress, leftovers)."""
+        names: set[str] = set()
+        for sub in ("steps", "partial"):
+            base = self.root / sub
+            if base.is_dir():
+                names.update(p.name for p in base.iterdir() if p.is_dir())
+        return sorted(names)
+
     def du(self) -> dict[str, int]:
         """Bytes used per step (complete entries, partial progress and leftovers together)."""
         usage: dict[str, int] = {}

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import typer
 
 from selbench.cli.common import JsonOption, emit, handle_errors
+from selbench.errors import InputError
+
+if TYPE_CHECKING:
+    from selbench.store import StepStore
 
 app = typer.Typer(help="Inspect and prune the step store ($SELBENCH_CACHE/steps).", no_args_is_help=True)
 
@@ -18,6 +23,22 @@ def _human_bytes(n: int) -> str:
             return f"{size:.1f} {unit}" if unit != "B" else f"{int(size)} B"
         size /= 1024
     return f"{size:.1f} GiB"
+
+
+def _check_step(store: StepStore, step: str | None) -> None:
+    """`--step NAME` must name a step the store holds (finished, partial or leftover), else exit 2."""
+    import difflib
+
+    if step is None:
+        return
+    names = store.step_names()
+    if step not in names:
+        near = difflib.get_close_matches(step, names, n=3)
+        hint = f"; did you mean {', '.join(near)}?" if near else ""
+        raise InputError(
+            f"{step!r}: the store at {store.root} holds no such step (it has: {', '.join(names) or 'nothing'}){hint}",
+            field="step",
+        )
 
 
 @app.command("ls")
@@ -33,6 +54,7 @@ def ls(
     from selbench.store import StepStore
 
     store = StepStore()
+    _check_step(store, step)
     rows = []
     for entry in store.entries():
         if step and entry.step != step:
@@ -88,11 +110,14 @@ def gc(
     as_json: bool = JsonOption,
 ) -> None:
     """Remove leftovers of interrupted runs (and, optionally, old entries)."""
+    import math
+
     from selbench.store import StepStore
 
-    if older_than_days is not None and older_than_days < 0:
-        raise ValueError(f"--older-than-days must be >= 0, got {older_than_days}")
+    if older_than_days is not None and not (math.isfinite(older_than_days) and older_than_days >= 0):
+        raise ValueError(f"--older-than-days must be a finite number of days >= 0, got {older_than_days}")
     store = StepStore()
+    _check_step(store, step)
     older = None if older_than_days is None else older_than_days * 86400
     removed = store.gc(older_than_s=older, step=step, dry_run=dry_run)
     result = {"removed": [str(p) for p in removed], "n_removed": len(removed), "dry_run": dry_run}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from selbench.cli.common import JsonOption, emit, handle_errors
+from selbench.cli.common import JsonOption, check_writable, emit, handle_errors
 
 
 @handle_errors
@@ -29,6 +29,7 @@ def demo(
     """
     from selbench.runner.demo import DemoConfig, run_demo
 
+    check_writable(out)
     config = DemoConfig(out=out, budget=budget, train=not quick, ifeval_limit=0 if quick else ifeval_limit)
     # Fine-tuning prints the HF Trainer's log dicts on stdout; stdout is reserved for the result.
     with contextlib.redirect_stdout(sys.stderr):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from selbench.cli.common import JsonOption, emit, handle_errors
+from selbench.cli.common import JsonOption, check_writable, emit, handle_errors
 
 app = typer.Typer(
     help=(
@@ -55,6 +55,7 @@ def length(
 
     if out.is_dir():  # checked before any work: the scores are one Parquet file
         raise InputError("is a folder; expected the scores' file path (FILE.parquet)", path=out, field="out")
+    check_writable(out)
     started = time.perf_counter()
     options: dict[str, str] = {"unit": unit or ("tokens" if (model or tokenizer) else "chars")}
     if tokenizer:

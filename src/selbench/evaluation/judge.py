@@ -6,7 +6,9 @@
   sha256 of (base_url, model, messages, decoding params), written atomically: re-judging is free and
   an interrupted run resumes where it stopped.
 * Requests run on a bounded thread pool; connection errors, timeouts, 429 and 5xx are retried with
-  exponential backoff (the openai client's own retries are off so the count is ours).
+  exponential backoff (the openai client's own retries are off so the count is ours). An endpoint that
+  has never answered and refuses the connection (or whose host does not resolve) fails at once with an
+  `InputError` naming the URL: there is nothing to wait for.
 * A caller-supplied parser turns each response into a value; a parser failure yields None and is
   counted (`stats["parse_failures"]`), never swallowed silently.
 * Prompt/completion tokens from `usage` (uncached requests only) are charged through
@@ -122,6 +124,21 @@ def request_key(config: JudgeConfig, messages: Sequence[dict[str, Any]], params:
     )
 
 
+def _connect_failure(exc: Exception) -> str | None:
+    """Why a connection could not be opened (refused, unknown host...), or None for other errors (timeouts
+    and connections dropped mid-answer are worth a retry)."""
+    cause = exc.__cause__ or exc.__context__
+    # httpx's (or, in newer openai clients, httpx2's) ConnectError: matched by name, whichever package it is.
+    if cause is None or "ConnectError" not in {c.__name__ for c in type(cause).__mro__}:
+        return None
+    text = str(cause)
+    if "refused" in text.lower():
+        return "connection refused"
+    if "name or service not known" in text.lower() or "nodename nor servname" in text.lower():
+        return "unknown host"
+    return text or type(cause).__name__
+
+
 class JudgeClient:
     """Cached, concurrent, retrying chat-completions client for one judge.
 
@@ -136,6 +153,7 @@ class JudgeClient:
         self.stats = JudgeStats()
         self._client: Any = None
         self._client_lock = threading.Lock()
+        self._answered = False  # has the endpoint ever answered this client (any HTTP status)?
 
     def _openai(self) -> Any:
         with self._client_lock:
@@ -178,9 +196,21 @@ class JudgeClient:
                 response = client.chat.completions.create(
                     model=self.config.model, messages=messages, **params
                 )
+                self._answered = True
                 return response.model_dump(mode="json")
             except transient as exc:
+                if isinstance(exc, openai.APIStatusError):
+                    self._answered = True  # the server is there (429 / 5xx)
+                refused = _connect_failure(exc)
+                if refused and not self._answered:
+                    # Nothing listens there (or the name does not resolve): retrying for a minute would only
+                    # delay the same answer. A server that answered before gets the retries (a restart).
+                    raise InputError(f"no server answers there ({refused}); is it running?",
+                                     path=self.config.endpoint) from None
                 if attempt == self.config.max_retries:
+                    if refused:
+                        raise InputError(f"the server stopped answering ({refused}) after "
+                                         f"{self.config.max_retries} retries", path=self.config.endpoint) from None
                     raise
                 self.stats.add(retries=1)
                 log.warning(

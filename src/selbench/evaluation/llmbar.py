@@ -169,6 +169,8 @@ def _read_set(path: Path) -> list[dict[str, Any]]:
         rows = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise InputError(f"not valid JSON: {exc.msg}", path=str(path), line=exc.lineno) from None
+    except RecursionError:
+        raise InputError("not valid JSON here: nested too deeply to parse", path=str(path)) from None
     if not isinstance(rows, list):
         raise InputError("expected a JSON list of instances", path=str(path))
     for number, row in enumerate(rows, start=1):  # records numbered from 1, as every other input

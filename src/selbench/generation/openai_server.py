@@ -93,8 +93,10 @@ class OpenAIServerBackend:
         try:
             return [m.id for m in client._openai().models.list()]
         except openai.APIConnectionError as exc:
+            from selbench.evaluation.judge import _connect_failure
+
             raise InputError(
-                f"no OpenAI-compatible server answers there ({type(exc).__name__})",
+                f"no OpenAI-compatible server answers there ({_connect_failure(exc) or type(exc).__name__})",
                 path=client.config.endpoint,
                 field="backend-url",
             ) from None

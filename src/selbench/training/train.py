@@ -80,6 +80,8 @@ def load_selection(data_dir: str | Path, selection_path: str | Path | None) -> t
         raise InputError("selection manifest not found", path=selection_path) from None
     except json.JSONDecodeError as exc:
         raise InputError(f"not valid JSON ({exc.msg})", path=selection_path, line=exc.lineno) from None
+    except RecursionError:
+        raise InputError("not valid JSON here: nested too deeply to parse", path=selection_path) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read selection manifest: {exc}", path=selection_path) from None
     if not isinstance(manifest, dict):
