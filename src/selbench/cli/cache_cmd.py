@@ -87,17 +87,35 @@ def ls(
 @app.command("du")
 @handle_errors
 def du(as_json: bool = JsonOption) -> None:
-    """Disk used per step."""
-    from selbench.store import StepStore
+    """Disk used by the whole store: per step, and every other area (converted models, judge responses...)."""
+    from selbench.assets.convert import model_cache_root
+    from selbench.store import StepStore, tree_bytes
 
     store = StepStore()
     usage = store.du()
-    result = {"root": str(store.root), "bytes": usage, "total_bytes": sum(usage.values())}
+    other = store.du_other()
+    models = model_cache_root()
+    outside = {}
+    # $SELBENCH_MODEL_CACHE may lie outside the store; it is still selbench's cache.
+    if models.is_dir() and store.root.resolve() not in (models.resolve(), *models.resolve().parents):
+        outside[str(models)] = tree_bytes(models)
+    result = {
+        "root": str(store.root),
+        "bytes": usage,
+        "other_bytes": other,
+        "outside_bytes": outside,
+        "steps_bytes": sum(usage.values()),
+        "total_bytes": sum(usage.values()) + sum(other.values()) + sum(outside.values()),
+    }
     if as_json:
         emit(result, True)
         return
     for name, size in sorted(usage.items(), key=lambda kv: -kv[1]):
-        typer.echo(f"{_human_bytes(size):>12}  {name}")
+        typer.echo(f"{_human_bytes(size):>12}  step {name}")
+    for name, size in sorted(other.items(), key=lambda kv: -kv[1]):
+        typer.echo(f"{_human_bytes(size):>12}  {name}/")
+    for name, size in outside.items():
+        typer.echo(f"{_human_bytes(size):>12}  {name} ($SELBENCH_MODEL_CACHE)")
     typer.echo(f"{_human_bytes(result['total_bytes']):>12}  total ({store.root})")
 
 
