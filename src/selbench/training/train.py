@@ -30,6 +30,12 @@ from selbench.training.presets import TrainConfig
 log = logging.getLogger(__name__)
 
 VERSION = 3  # 2: alpaca/study-trained tokenizers carry their prompt as chat template; 3: study EOS/packing
+MAX_DROPPED_IDS = 20
+# Why an example can leave training without a trained token (see `tokenize_examples`), as said on stderr.
+DROP_REASONS = {
+    "too_long": "the prompt fills max_length={max_length}, so no response token is left",
+    "empty_response": "the response has no token after templating",
+}
 LOG_FILE = "train_log.jsonl"
 COST_FILE = "cost.json"
 # Weights dtype per precision: bf16 loads bf16 weights as the study did; fp16 AMP needs fp32 master weights.
@@ -155,12 +161,18 @@ def tokenize_examples(
 ):
     """(rows with input_ids/labels/length, counts of truncated and dropped examples).
 
+    An example with no trained token left is dropped, and counted under the reason in `DROP_REASONS`:
+    `too_long` when its prompt fills `max_length` (untruncated it would have trained tokens), else
+    `empty_response` (its response has no token after templating). `dropped_ids` names the first
+    `MAX_DROPPED_IDS` of each reason.
+
     `source` (the data or selection file) only names the file in error messages; `line` is the example's
     1-based position in the selection.
     """
     template = get_template(template_name)
     rows: dict[str, list[Any]] = {"input_ids": [], "labels": [], "length": []}
-    counts = {"truncated": 0, "dropped_no_response_tokens": 0}
+    counts: dict[str, Any] = {"truncated": 0, "dropped_no_response_tokens": 0, "dropped_by_reason": {},
+                              "dropped_ids": {}}
     for i, example in enumerate(examples):
         try:
             segments = template.segments(example, tokenizer)
@@ -168,7 +180,14 @@ def tokenize_examples(
             raise InputError(f"example {example.id}: {exc.message}", path=source, line=i + 1, field=exc.field) from None
         enc = encode_segments(segments, tokenizer, max_length, loss_on_prompt=loss_on_prompt)
         if enc is None:
+            whole = None if max_length is None else encode_segments(segments, tokenizer, None,
+                                                                    loss_on_prompt=loss_on_prompt)
+            reason = "too_long" if whole is not None else "empty_response"
             counts["dropped_no_response_tokens"] += 1
+            counts["dropped_by_reason"][reason] = counts["dropped_by_reason"].get(reason, 0) + 1
+            named = counts["dropped_ids"].setdefault(reason, [])
+            if len(named) < MAX_DROPPED_IDS:
+                named.append(example.id)
             continue
         if not getattr(template, "eos_in_loss", True) and tokenizer.eos_token_id is not None:
             eos = tokenizer.eos_token_id
@@ -235,7 +254,9 @@ def train(
             selection_path or data_dir,
         )
         if not rows["input_ids"]:
-            raise InputError("no example has response tokens left within max_length", path=data_dir, field="max_length")
+            reasons = ", ".join(f"{n} {r}" for r, n in sorted(counts["dropped_by_reason"].items()))
+            raise InputError(f"no example has response tokens left within max_length ({reasons})", path=data_dir,
+                             field="max_length")
         partial = store.partial_dir("train", key)
         ckpt_dir, log_path, elapsed_path = partial / "checkpoints", partial / LOG_FILE, partial / "elapsed.json"
         resume = trl_adapter.last_checkpoint(ckpt_dir)
@@ -309,6 +330,7 @@ def train(
     except _NotMainProcess:
         return {"key": key, "out": None, "cached": False, "main_process": False}
     assert result.key == key, f"step key mismatch {result.key} != {key}"
+    _report_dropped(result.stats, config.max_length)
     out = None
     if out_dir is not None:
         out = _publish(result.path, Path(out_dir))
@@ -325,11 +347,30 @@ def train(
         "resumed_from_step": stats.get("resumed_from_step"),
         "n_trained": stats.get("n_trained"),
         "dropped": stats.get("dropped_no_response_tokens"),
+        "dropped_by_reason": stats.get("dropped_by_reason"),
         "out": str(out) if out is not None else str(result.path),
         "store_path": str(result.path),
         "key": result.key,
         "cached": result.cached,
     }
+
+
+def _report_dropped(stats: dict[str, Any], max_length: int) -> None:
+    """One stderr line (a logging warning) saying how many examples training left out and why."""
+    total = stats.get("dropped_no_response_tokens") or 0
+    if not total:
+        return
+    reasons = stats.get("dropped_by_reason")
+    if reasons is None:  # a result cached by a selbench that did not record reasons
+        why = "reasons not recorded (cached by an older selbench)"
+    else:
+        why = "; ".join(
+            f"{n} because {DROP_REASONS[r].format(max_length=max_length)}"
+            f" (e.g. id {stats.get('dropped_ids', {}).get(r, ['?'])[0]})"
+            for r, n in sorted(reasons.items())
+        )
+    n_examples = stats.get("n_examples", "?")
+    log.warning("trained on %s of %s examples; dropped %d: %s", stats.get("n_trained"), n_examples, total, why)
 
 
 def train_key(
