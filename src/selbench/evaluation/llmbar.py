@@ -120,9 +120,13 @@ class LLMBarConfig:
 def resolve_data_dir(data_dir: str | Path | None = None) -> Path | str:
     """Where the sets come from: a folder, or an http(s) base URL with the same layout.
 
-    Order: `data_dir`, else $SELBENCH_LLMBAR_DIR, else `../shared/data/llmbar` from the working directory,
-    else `REMOTE_BASE` (the files `hf://princeton-nlp/LLMBar` itself loads; that spec names it too).
+    Order: `data_dir`, else $SELBENCH_LLMBAR_DIR, else `llmbar/` in the shared data folders
+    (`selbench.assets.shared`: $SELBENCH_SHARED_DATA, then beside the checkout; never relative to the working
+    directory), else `REMOTE_BASE` (the files `hf://princeton-nlp/LLMBar` itself loads; that spec names it
+    too) unless the hub is switched off (`HF_HUB_OFFLINE`), which is an InputError saying where it looked.
     """
+    from selbench.assets.shared import describe_search, find_shared, hub_offline
+
     for value, field in ((data_dir, "data-dir"), (os.environ.get(DATA_ENV) or None, DATA_ENV)):
         if value is None:
             continue
@@ -134,8 +138,15 @@ def resolve_data_dir(data_dir: str | Path | None = None) -> Path | str:
         if not path.is_dir():
             raise InputError("LLMBar data folder not found", path=str(path), field=field)
         return path
-    default = Path.cwd().parent / "shared" / "data" / "llmbar"
-    return default if default.is_dir() else REMOTE_BASE
+    shared = find_shared("llmbar")
+    if shared is not None and shared.is_dir():
+        return shared
+    if hub_offline():
+        raise InputError(f"LLMBar data not found; looked in ${DATA_ENV} (unset) and {describe_search('llmbar')}; the "
+                         f"hub is switched off (HF_HUB_OFFLINE), so hf://{HUB_DATASET} is not downloaded: pass "
+                         "--data-dir or set $SELBENCH_SHARED_DATA", field="data-dir")
+    log.info("no local LLMBar copy (looked in %s); reading hf://%s", describe_search("llmbar"), HUB_DATASET)
+    return REMOTE_BASE
 
 
 def _download_set(url: str) -> Path:
@@ -154,8 +165,11 @@ def _download_set(url: str) -> Path:
             body = response.read()
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise InputError(f"cannot download LLMBar data ({reason}); pass --data-dir or set ${DATA_ENV} to a copy "
-                         "of LLMBar's Dataset/LLMBar folder", path=url, field="data-dir") from None
+        from selbench.assets.shared import describe_search
+
+        raise InputError(f"cannot download LLMBar data ({reason}); no local copy in ${DATA_ENV} or "
+                         f"{describe_search('llmbar')}: pass --data-dir or set ${DATA_ENV} to a copy of LLMBar's "
+                         "Dataset/LLMBar folder", path=url, field="data-dir") from None
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.write_bytes(body)
     os.replace(tmp, target)
