@@ -37,6 +37,7 @@ DROP_REASONS = {
     "empty_response": "the response has no token after templating",
 }
 LOG_FILE = "train_log.jsonl"
+TEXT_LOG_FILE = "train.log"  # library warnings and the Trainer's log dicts (see library_logs)
 COST_FILE = "cost.json"
 # Weights dtype per precision: bf16 loads bf16 weights as the study did; fp16 AMP needs fp32 master weights.
 WEIGHT_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float32"}
@@ -237,8 +238,15 @@ def train(
     template_name, loss_on_prompt = key_config["template"], key_config["loss_on_prompt"]
 
     def compute(tmp: Path) -> dict[str, Any]:
+        from selbench.training.library_logs import library_output_to
+
         partial = store.partial_dir("train", key)
-        return _compute(tmp, partial)
+        # Library warnings, notes and progress bars go to the step's text log; the terminal keeps one
+        # progress bar and selbench's own messages.
+        with library_output_to(partial / TEXT_LOG_FILE):
+            stats = _compute(tmp, partial)
+        shutil.copyfile(partial / TEXT_LOG_FILE, tmp / TEXT_LOG_FILE)
+        return stats
 
     def _compute(tmp: Path, partial: Path) -> dict[str, Any]:
         from selbench.cost import CostMeter
@@ -287,6 +295,7 @@ def train(
                 hw,
                 packing_strategy=packing,
                 callbacks=[trl_adapter.log_callback(log_path, elapsed_path, previous_seconds), *callbacks],
+                text_log=partial / TEXT_LOG_FILE,
             )
             metrics = trl_adapter.run_trainer(trainer, resume)
             meter.add_tokens(metrics["num_input_tokens_seen"])

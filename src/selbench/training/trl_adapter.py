@@ -98,7 +98,32 @@ def lora_model(model: Any, config: TrainConfig) -> Any:
         bias="none",
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, lora)
+    peft_model = get_peft_model(model, lora)
+    _save_without_hub_lookup(peft_model, lora)
+    return peft_model
+
+
+def _save_without_hub_lookup(peft_model: Any, lora: Any) -> None:
+    """Make the adapter's saves (checkpoints, final) decide `save_embedding_layers` locally.
+
+    peft's default ("auto") asks the 🤗 hub for the base model's config.json whenever the base is not a local
+    folder (a packaged asset name such as `smollm2-135m-instruct`), to see whether the vocabulary was
+    resized: a network call per checkpoint, and a "Name or service not known" warning offline. We never
+    resize the vocabulary, so "auto" can only mean: save the embedding layers when LoRA targets them
+    (peft's own first rule, `EMBEDDING_LAYER_NAMES`).
+    """
+    from peft.utils.constants import EMBEDDING_LAYER_NAMES
+
+    targets = lora.target_modules or ()
+    targets = {targets} if isinstance(targets, str) else set(targets)
+    embeddings = any(name in targets for name in EMBEDDING_LAYER_NAMES)
+    save = peft_model.save_pretrained
+
+    def save_pretrained(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("save_embedding_layers", embeddings)
+        return save(*args, **kwargs)
+
+    peft_model.save_pretrained = save_pretrained
 
 
 def sft_args(config: TrainConfig, output_dir: Path, hw: dict[str, Any], *, packing_strategy: str | None) -> Any:
@@ -186,6 +211,40 @@ def log_callback(log_path: Path, elapsed_path: Path, previous_seconds: float = 0
     return _LogCallback()
 
 
+def progress_callback(log_path: Path) -> Any:
+    """A TrainerCallback in place of transformers' ProgressCallback: one progress bar on stderr, updated once
+    per optimizer step with the latest loss, and the Trainer's log dicts appended to `log_path` (the step's
+    text log) instead of being printed under the bar."""
+    from tqdm.auto import tqdm
+    from transformers import TrainerCallback
+
+    class _Progress(TrainerCallback):
+        bar: Any = None
+
+        def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="train", unit="step",
+                            dynamic_ncols=True)
+
+        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+            if self.bar is not None:
+                self.bar.update(state.global_step - self.bar.n)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+            if not logs:
+                return
+            with open(log_path, "a", encoding="utf-8") as fh:
+                fh.write(f"step {state.global_step}: {json.dumps(logs, default=str)}\n")
+            if self.bar is not None and "loss" in logs:
+                self.bar.set_postfix(loss=f"{float(logs['loss']):.4f}", refresh=False)
+
+        def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+
+    return _Progress()
+
+
 def build_trainer(
     model: Any,
     tokenizer: Any,
@@ -197,6 +256,7 @@ def build_trainer(
     packing_strategy: str | None,
     callbacks: list[Any] = (),
     chunked_loss: bool | None = None,
+    text_log: Path | None = None,
 ) -> Any:
     """An SFTTrainer over a tokenized dataset (`input_ids`, `labels`, `length`).
 
@@ -207,6 +267,9 @@ def build_trainer(
     measured ~30% slower per step on this CPU; its entropy / token accuracy metrics are not logged.
     `chunked_loss=False` (default: `CHUNKED_LOSS`) or a model type `chunked_loss` does not know uses the
     model's own loss over full logits. On GPU TRL's kernel is kept (it saves the logits' memory too).
+
+    With `text_log`, the Trainer's per-step log dicts go to that file and stderr shows one progress bar
+    (`progress_callback`).
     """
     from transformers import Trainer
     from trl import SFTTrainer
@@ -245,6 +308,12 @@ def build_trainer(
         processing_class=tokenizer,
         callbacks=list(callbacks),
     )
+    if text_log is not None:  # our progress bar replaces the one that prints every log dict under it
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+        trainer.remove_callback(ProgressCallback)
+        trainer.remove_callback(PrinterCallback)
+        trainer.add_callback(progress_callback(text_log))
     return trainer
 
 
