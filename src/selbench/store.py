@@ -115,6 +115,31 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def tree_bytes(path: str | Path) -> int:
+    """Bytes of the files under `path` (or of the file itself); links are not followed, so a file that
+    several links point to (🤗 hub caches) counts once, and nothing outside `path` counts.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "a").write_bytes(b"12345")
+    >>> (folder / "b").symlink_to(folder / "a")
+    >>> tree_bytes(folder)
+    5
+    """
+    path = Path(path)
+    if path.is_symlink():
+        return 0
+    if not path.is_dir():
+        return path.stat().st_size if path.exists() else 0
+    total = 0
+    for folder, _, files in os.walk(path):
+        for name in files:
+            full = os.path.join(folder, name)
+            if not os.path.islink(full):
+                total += os.lstat(full).st_size
+    return total
+
+
 class StepStore:
     """Content-addressed, atomic store of step outputs.
 
@@ -220,6 +245,15 @@ class StepStore:
                 if found is not None:
                     yield found
 
+    def step_names(self) -> list[str]:
+        """Names of the steps with anything in the store (finished entries, partial progress, leftovers)."""
+        names: set[str] = set()
+        for sub in ("steps", "partial"):
+            base = self.root / sub
+            if base.is_dir():
+                names.update(p.name for p in base.iterdir() if p.is_dir())
+        return sorted(names)
+
     def du(self) -> dict[str, int]:
         """Bytes used per step (complete entries, partial progress and leftovers together)."""
         usage: dict[str, int] = {}
@@ -228,9 +262,15 @@ class StepStore:
             if not base.is_dir():
                 continue
             for step_dir in base.iterdir():
-                size = sum(f.stat().st_size for f in step_dir.rglob("*") if f.is_file())
-                usage[step_dir.name] = usage.get(step_dir.name, 0) + size
+                usage[step_dir.name] = usage.get(step_dir.name, 0) + tree_bytes(step_dir)
         return usage
+
+    def du_other(self) -> dict[str, int]:
+        """Bytes of everything else under the root, per top-level entry (`models/` converted assets,
+        `judge/` responses, `nltk_data/`, ...): with `du()` this is the whole store."""
+        if not self.root.is_dir():
+            return {}
+        return {p.name: tree_bytes(p) for p in sorted(self.root.iterdir()) if p.name not in ("steps", "partial")}
 
     def gc(self, *, older_than_s: float | None = None, step: str | None = None, dry_run: bool = False) -> list[Path]:
         """Remove leftovers of killed runs, and (optionally) entries older than `older_than_s`.

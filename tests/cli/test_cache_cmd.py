@@ -38,3 +38,28 @@ def test_cache_gc_rejects_negative_age():
     result = CliRunner().invoke(app, ["cache", "gc", "--older-than-days", "-1"])
     assert result.exit_code == 2
     assert "error: --older-than-days" in result.stderr
+
+
+def test_cache_du_counts_the_whole_store(isolated_cache, monkeypatch, tmp_path):
+    """Issue 10, item 10: converted models, judge responses and any other area count, not only steps."""
+    monkeypatch.delenv("SELBENCH_MODEL_CACHE", raising=False)  # default: $SELBENCH_CACHE/models
+    store = StepStore()
+    store.run("prepare", 1, {"x": 1}, {}, lambda tmp: (tmp / "f").write_text("data") and {})
+    (isolated_cache / "models" / "m").mkdir(parents=True)
+    (isolated_cache / "models" / "m" / "model.safetensors").write_bytes(b"w" * 5000)
+    (isolated_cache / "judge" / "ab").mkdir(parents=True)
+    (isolated_cache / "judge" / "ab" / "r.json").write_text("{}")
+    (isolated_cache / "models" / "link").symlink_to(isolated_cache / "models" / "m" / "model.safetensors")
+    on_disk = sum(p.stat().st_size for p in isolated_cache.rglob("*") if p.is_file() and not p.is_symlink())
+    usage = _last_json(CliRunner().invoke(app, ["cache", "du", "--json"]).stdout)
+    assert usage["total_bytes"] == on_disk
+    assert usage["other_bytes"]["models"] == 5000 and usage["other_bytes"]["judge"] == 2
+    # a model cache elsewhere is selbench's cache too
+    elsewhere = tmp_path / "elsewhere-models"
+    (elsewhere / "m").mkdir(parents=True)
+    (elsewhere / "m" / "w.bin").write_bytes(b"x" * 700)
+    monkeypatch.setenv("SELBENCH_MODEL_CACHE", str(elsewhere))
+    usage = _last_json(CliRunner().invoke(app, ["cache", "du", "--json"]).stdout)
+    assert usage["outside_bytes"] == {str(elsewhere): 700} and usage["total_bytes"] == on_disk + 700
+    human = CliRunner().invoke(app, ["cache", "du"]).stdout
+    assert "models/" in human and "total" in human

@@ -407,3 +407,26 @@ def test_hub_name_resolves_to_the_files_its_loading_script_reads(monkeypatch):
     assert resolve_data_dir("hf://princeton-nlp/LLMBar") == REMOTE_BASE
     monkeypatch.setenv("SELBENCH_LLMBAR_DIR", "http://127.0.0.1:9/llmbar")
     assert resolve_data_dir() == "http://127.0.0.1:9/llmbar/"
+
+
+def test_shared_data_is_found_from_any_folder(shared_data, tmp_path, monkeypatch):
+    """Issue 10, item 8: the default location did not depend on the working directory's parent."""
+    from selbench.evaluation.llmbar import resolve_data_dir
+
+    monkeypatch.delenv("SELBENCH_LLMBAR_DIR", raising=False)
+    monkeypatch.setenv("SELBENCH_SHARED_DATA", str(shared_data))
+    elsewhere = tmp_path / "some" / "folder"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    assert resolve_data_dir() == shared_data / "llmbar"
+
+
+def test_nothing_found_offline_says_where_it_looked(tmp_path, monkeypatch):
+    from selbench.evaluation.llmbar import resolve_data_dir
+
+    monkeypatch.delenv("SELBENCH_LLMBAR_DIR", raising=False)
+    monkeypatch.setenv("SELBENCH_SHARED_DATA", str(tmp_path / "empty"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(InputError, match="LLMBar data not found") as info:
+        resolve_data_dir()
+    assert str(tmp_path / "empty" / "llmbar") in str(info.value) and "HF_HUB_OFFLINE" in str(info.value)

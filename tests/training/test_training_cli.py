@@ -56,3 +56,24 @@ def test_bad_inputs_exit_2_with_one_line(tiny_model_dir, tmp_path):
     result = invoke(*common, "--preset", "demo", "--set", "lora_rank=4")
     assert result.exit_code == 2 and "did you mean 'lora_r'" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_dropped_examples_are_reported_with_their_reason(tiny_model_dir, tmp_path, caplog):
+    """Issue 10, item 6: examples whose prompt fills max_length are counted by reason, on stderr and in --json."""
+    long_prompt = "Explain this: " + "word " * 200
+    examples = [Example(instruction=f"Q{i}?", output=f"A{i}.") for i in range(4)]
+    examples += [Example(instruction=f"{long_prompt} {i}", output="Short.") for i in range(2)]
+    write_examples(examples, tmp_path / "data" / "data.parquet")
+    args = ["--model", str(tiny_model_dir), "--data", str(tmp_path / "data"), "--preset", "demo", "--lora",
+            "--out", str(tmp_path / "out"), "--set", "max_steps=1", "--set", "max_length=64", "--set",
+            "effective_batch_size=2", "--set", "per_device_batch_size=2", "--json"]
+    for attempt in ("fresh", "cached"):
+        caplog.clear()
+        result = invoke(*args)
+        assert result.exit_code == 0, result.output
+        payload = json.loads(result.stdout.strip().splitlines()[-1])
+        assert payload["cached"] is (attempt == "cached")
+        assert payload["n_trained"] == 4 and payload["dropped"] == 2
+        assert payload["dropped_by_reason"] == {"too_long": 2}
+        # the CLI's log lines go to stderr (pytest's caplog holds them here)
+        assert "dropped 2: 2 because the prompt fills max_length=64" in caplog.text, caplog.text

@@ -12,10 +12,12 @@ from selbench.training.presets import from_preset
 from selbench.training.trl_adapter import hardware, resolve_deepspeed, sft_args
 
 
-def test_cpu_runs_fp32_without_checkpointing_and_derives_accumulation(monkeypatch, tmp_path):
+def test_cpu_runs_fp32_with_checkpointing_and_derives_accumulation(monkeypatch, tmp_path):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     hw = hardware(from_preset("set1", per_device_batch_size=4))
-    assert hw["device"] == "cpu" and hw["precision"] == "fp32" and hw["gradient_checkpointing"] is False
+    # checkpointing is on by default on CPU too (issue 10, item 9: activations dominated peak memory)
+    assert hw["device"] == "cpu" and hw["precision"] == "fp32" and hw["gradient_checkpointing"] is True
+    assert hardware(from_preset("set1", gradient_checkpointing=False))["gradient_checkpointing"] is False
     assert (hw["per_device_batch_size"], hw["gradient_accumulation_steps"]) == (4, 32)
     monkeypatch.setenv("WORLD_SIZE", "8")
     hw8 = hardware(from_preset("set1"))

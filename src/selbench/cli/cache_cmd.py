@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import typer
 
 from selbench.cli.common import JsonOption, emit, handle_errors
+from selbench.errors import InputError
+
+if TYPE_CHECKING:
+    from selbench.store import StepStore
 
 app = typer.Typer(help="Inspect and prune the step store ($SELBENCH_CACHE/steps).", no_args_is_help=True)
 
@@ -18,6 +23,22 @@ def _human_bytes(n: int) -> str:
             return f"{size:.1f} {unit}" if unit != "B" else f"{int(size)} B"
         size /= 1024
     return f"{size:.1f} GiB"
+
+
+def _check_step(store: StepStore, step: str | None) -> None:
+    """`--step NAME` must name a step the store holds (finished, partial or leftover), else exit 2."""
+    import difflib
+
+    if step is None:
+        return
+    names = store.step_names()
+    if step not in names:
+        near = difflib.get_close_matches(step, names, n=3)
+        hint = f"; did you mean {', '.join(near)}?" if near else ""
+        raise InputError(
+            f"{step!r}: the store at {store.root} holds no such step (it has: {', '.join(names) or 'nothing'}){hint}",
+            field="step",
+        )
 
 
 @app.command("ls")
@@ -33,6 +54,7 @@ def ls(
     from selbench.store import StepStore
 
     store = StepStore()
+    _check_step(store, step)
     rows = []
     for entry in store.entries():
         if step and entry.step != step:
@@ -65,17 +87,35 @@ def ls(
 @app.command("du")
 @handle_errors
 def du(as_json: bool = JsonOption) -> None:
-    """Disk used per step."""
-    from selbench.store import StepStore
+    """Disk used by the whole store: per step, and every other area (converted models, judge responses...)."""
+    from selbench.assets.convert import model_cache_root
+    from selbench.store import StepStore, tree_bytes
 
     store = StepStore()
     usage = store.du()
-    result = {"root": str(store.root), "bytes": usage, "total_bytes": sum(usage.values())}
+    other = store.du_other()
+    models = model_cache_root()
+    outside = {}
+    # $SELBENCH_MODEL_CACHE may lie outside the store; it is still selbench's cache.
+    if models.is_dir() and store.root.resolve() not in (models.resolve(), *models.resolve().parents):
+        outside[str(models)] = tree_bytes(models)
+    result = {
+        "root": str(store.root),
+        "bytes": usage,
+        "other_bytes": other,
+        "outside_bytes": outside,
+        "steps_bytes": sum(usage.values()),
+        "total_bytes": sum(usage.values()) + sum(other.values()) + sum(outside.values()),
+    }
     if as_json:
         emit(result, True)
         return
     for name, size in sorted(usage.items(), key=lambda kv: -kv[1]):
-        typer.echo(f"{_human_bytes(size):>12}  {name}")
+        typer.echo(f"{_human_bytes(size):>12}  step {name}")
+    for name, size in sorted(other.items(), key=lambda kv: -kv[1]):
+        typer.echo(f"{_human_bytes(size):>12}  {name}/")
+    for name, size in outside.items():
+        typer.echo(f"{_human_bytes(size):>12}  {name} ($SELBENCH_MODEL_CACHE)")
     typer.echo(f"{_human_bytes(result['total_bytes']):>12}  total ({store.root})")
 
 
@@ -88,11 +128,14 @@ def gc(
     as_json: bool = JsonOption,
 ) -> None:
     """Remove leftovers of interrupted runs (and, optionally, old entries)."""
+    import math
+
     from selbench.store import StepStore
 
-    if older_than_days is not None and older_than_days < 0:
-        raise ValueError(f"--older-than-days must be >= 0, got {older_than_days}")
+    if older_than_days is not None and not (math.isfinite(older_than_days) and older_than_days >= 0):
+        raise ValueError(f"--older-than-days must be a finite number of days >= 0, got {older_than_days}")
     store = StepStore()
+    _check_step(store, step)
     older = None if older_than_days is None else older_than_days * 86400
     removed = store.gc(older_than_s=older, step=step, dry_run=dry_run)
     result = {"removed": [str(p) for p in removed], "n_removed": len(removed), "dry_run": dry_run}

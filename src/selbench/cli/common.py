@@ -7,6 +7,7 @@ one JSON object on stdout as the last line.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import logging
@@ -15,6 +16,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -56,7 +58,20 @@ def handle_errors(func: F) -> F:
                 traceback.print_exc()
             msg = exc.one_line() if hasattr(exc, "one_line") else str(exc)
             fail(msg, exc.exit_code)
-        except (KeyError, ValueError, FileNotFoundError) as exc:
+        except RecursionError:
+            # Python's parsers (json, yaml) recurse per nesting level: deeply nested input, not a bug of ours
+            # (the readers that know the file name say so themselves).
+            if debug_enabled():
+                traceback.print_exc()
+            fail("input nested too deeply to parse (more levels than Python's recursion limit)", 2)
+        except OSError as exc:
+            if debug_enabled():
+                traceback.print_exc()
+            if isinstance(exc, FileNotFoundError) or exc.errno in _ACCESS_ERRNOS:
+                # A path the user gave (or the cache folder) that cannot be read or written: bad usage.
+                fail(_os_error_line(exc), 2)
+            fail(f"internal: {type(exc).__name__}: {exc} (re-run with --debug for the traceback)", 1)
+        except (KeyError, ValueError) as exc:
             # Usage-level problems raised by registries and validation (unknown names, bad values).
             if debug_enabled():
                 traceback.print_exc()
@@ -68,6 +83,42 @@ def handle_errors(func: F) -> F:
             fail(f"internal: {type(exc).__name__}: {exc} (re-run with --debug for the traceback)", 1)
 
     return wrapper  # type: ignore[return-value]
+
+
+_ACCESS_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR}
+
+
+def _os_error_line(exc: OSError) -> str:
+    """`PATH: reason` for an OSError, e.g. "/sys/x: cannot write there: Operation not permitted"."""
+    what = {errno.EACCES: "permission denied", errno.EPERM: "cannot write there", errno.EROFS: "read-only file system"}
+    reason = exc.strerror or str(exc)
+    prefix = what.get(exc.errno or 0)
+    text = f"{prefix}: {reason}" if prefix and prefix.lower() != reason.lower() else reason
+    return f"{exc.filename}: {text}" if exc.filename else text
+
+
+def check_writable(path: Path, field: str = "out") -> None:
+    """Fail now (InputError, exit 2) when the output `path` (a folder or a file) cannot be created or written,
+    not after the work is done.
+
+    Probes the nearest existing folder at or above `path` by creating and removing a temporary folder in it
+    (`os.access` says yes to root on a read-only mount); nothing is left behind.
+    """
+    import tempfile
+
+    from selbench.errors import InputError
+
+    probe = Path(path).expanduser().absolute()
+    if probe.is_file():  # a file output written again: its folder must take the new file
+        probe = probe.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise InputError(f"cannot be created: {probe} is a file, not a folder", path=path, field=field)
+    try:
+        Path(tempfile.mkdtemp(prefix=".selbench-probe-", dir=probe)).rmdir()
+    except OSError as exc:
+        raise InputError(f"cannot be written ({probe}: {exc.strerror or exc})", path=path, field=field) from None
 
 
 def emit(result: dict[str, Any], as_json: bool, human: Callable[[dict[str, Any]], None] | None = None) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from selbench.cli.common import JsonOption, emit, handle_errors
+from selbench.cli.common import JsonOption, check_writable, emit, handle_errors
 from selbench.data.base import DEFAULT_MAX_CHARS, DEFAULT_MAX_PER_TASK
 
 app = typer.Typer(
@@ -50,6 +50,7 @@ def prepare(
     """
     from selbench.data.prepare import prepare as run_prepare
 
+    check_writable(out)
     result = run_prepare(
         source,
         input,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from selbench.cli.common import JsonOption, emit, handle_errors
+from selbench.cli.common import JsonOption, check_writable, emit, handle_errors
 
 
 @handle_errors
@@ -32,6 +32,8 @@ def demo(
     """
     from selbench.runner.demo import run_demo
 
+    if out is not None:
+        check_writable(out)
     result = run_demo(size, out=out, progress=progress, workers=workers)
     run = result["run"]
     if as_json:

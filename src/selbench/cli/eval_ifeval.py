@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from selbench.cli.common import JsonOption, backend_options, emit, handle_errors
+from selbench.cli.common import JsonOption, backend_options, check_writable, emit, handle_errors
 
 EPILOG = """Examples:
 
@@ -92,6 +92,8 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"{setting!r} is not one of {', '.join(SETTINGS)}", field="setting")
         if out is not None and out.exists() and not out.is_dir():
             raise InputError("exists and is not a folder", path=out, field="out")
+        if out is not None:
+            check_writable(out)
         generation = None if model is None else generation_config(setting, seed=seed, batch_size=batch_size,
                                                                    max_new_tokens=max_new_tokens)
         result = evaluate(responses=responses, model=model, prompts=prompts, limit=limit, allow_missing=allow_missing,

@@ -49,8 +49,9 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(8, "--batch-size", help="Prompts per forward batch."),
         data_dir: str = typer.Option(None, "--data-dir",
                                      help="LLMBar data folder or http(s) base URL (Natural/, Adversarial/...); default "
-                                          "$SELBENCH_LLMBAR_DIR, then ../shared/data/llmbar, then the files "
-                                          "hf://princeton-nlp/LLMBar loads (downloaded once, cached)."),
+                                          "$SELBENCH_LLMBAR_DIR, then llmbar/ in $SELBENCH_SHARED_DATA or beside the "
+                                          "selbench checkout (../shared/data), then the files hf://princeton-nlp/LLMBar "
+                                          "loads (downloaded once, cached; not when HF_HUB_OFFLINE is set)."),
         as_json: bool = JsonOption,
     ) -> None:
         """Judge LLMBar pairs in both orders: accuracy (mean over orders), positional agreement, unparsed."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 
-from selbench.cli.common import emit
+from selbench.cli.common import check_writable, emit
 from selbench.cli.registry_cmds import (
     JSON_PARAM,
     SCORE_COMMON,
@@ -73,6 +73,7 @@ def _score(name: str, data: Path, out: Path, prices: Path | None, as_json: bool,
 
     if out.is_dir():  # checked before any work: the scores are one Parquet file
         raise InputError("is a folder; expected the scores' file path (FILE.parquet)", path=out, field="out")
+    check_writable(out)
     started = time.perf_counter()
     # Options left at None are not passed: the scorer's own default applies (and keys the cache).
     options = {k: v for k, v in params.items() if v is not None}

@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from selbench.cli.common import JsonOption, emit, handle_errors
+from selbench.cli.common import JsonOption, check_writable, emit, handle_errors
 from selbench.cli.registry_cmds import JSON_PARAM, SELECT_COMMON, config_options, make_command, summary_line
 
 app = typer.Typer(
@@ -48,6 +48,7 @@ def _run(strategy: str, data: Path, budget: int | None, seed: int, out: Path, as
 
     if out.is_dir():  # checked before any work: the manifest is a file
         raise InputError("is a folder; expected the manifest's file path (FILE.json)", path=out, field="out")
+    check_writable(out)
     run = run_selection(data, strategy, budget, out, params=params, seed=seed, against=against or (),
                         prices=load_price_sheet(prices))
     manifest = run.manifest

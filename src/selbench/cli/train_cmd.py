@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from selbench.cli.common import JsonOption, emit, handle_errors
+from selbench.cli.common import JsonOption, check_writable, emit, handle_errors
 
 PRESET_NAMES = ("set1", "set2", "set3", "set4-lora", "demo")
 
@@ -51,6 +51,7 @@ def train(
     if seed is not None:
         fields["seed"] = seed
     config = from_preset(preset, **fields)
+    check_writable(out)
     check_runnable(config)  # e.g. a bitsandbytes optimizer on a CPU-only machine: refused before loading weights
     # The HF Trainer prints its log dicts on stdout; stdout is reserved for the result (`--json`: one JSON line).
     with contextlib.redirect_stdout(sys.stderr):

@@ -64,8 +64,11 @@ def resolve_input(source: str, input: str | Path) -> tuple[str | Path, str, Any]
         path = packaged_path()
     if not path.exists():
         raise InputError("no such file", path=text, field="--input")
-    if not path.is_file():
+    if path.is_dir():
         raise InputError("expected a file (JSON, JSONL or Parquet), got a folder", path=text, field="--input")
+    if not path.is_file():
+        raise InputError("expected a file (JSON, JSONL or Parquet), got a device, pipe or socket", path=text,
+                         field="--input")
     from selbench.hashing import sha256_file
 
     return path, str(path), {"sha256": sha256_file(path)}

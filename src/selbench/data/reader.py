@@ -29,6 +29,8 @@ _WS = re.compile(r"\s*")
 # Lone surrogates come from undecodable bytes (surrogateescape) or from "\udXXX" escapes in the JSON text.
 _SUSPECT = re.compile("[\ud800-\udfff]|\\\\[uU][dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# Python's JSON parser recurses per nesting level; past ~1000 levels it raises RecursionError.
+NESTED_TOO_DEEPLY = "not valid JSON here: nested too deeply to parse (more levels than Python's recursion limit)"
 
 
 def iter_records(path: str | Path, *, allow_truncated: bool = False) -> Iterator[RawItem]:
@@ -95,6 +97,9 @@ def _iter_jsonl(path: Path) -> Iterator[RawItem]:
                 obj = json.loads(text.rstrip("\r\n"))  # else an error at the line's end points past it
             except json.JSONDecodeError as exc:
                 yield line_no, Dropped(MALFORMED_JSON, f"not valid JSON: {exc.msg} at column {exc.colno}")
+                continue
+            except RecursionError:
+                yield line_no, Dropped(MALFORMED_JSON, NESTED_TOO_DEEPLY)
                 continue
             item = _check_record(obj, line_no)
             # Strictly decoded text holds no raw surrogate: only a "\udXXX" escape can make one (a cheap
@@ -170,6 +175,8 @@ def _iter_json_array(path: Path, allow_truncated: bool) -> Iterator[RawItem]:
             start_line = buf.line
             try:
                 obj, end = decoder.raw_decode(buf.text, buf.pos)
+            except RecursionError:
+                _broken_array(path, start_line, f"nested too deeply to parse (element {count + 1})")
             except json.JSONDecodeError as exc:
                 # Running out of text fails within a few characters of the end ("fals", "\\u00", "12" + "3")
                 # or as an unterminated string; any of those may just need the next chunk.

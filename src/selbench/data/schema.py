@@ -12,7 +12,7 @@ import json
 import os
 import unicodedata
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -292,8 +292,12 @@ def write_examples(examples: Iterable[Example], path: str | Path, *, batch_size:
     return digest
 
 
-def read_examples(path: str | Path) -> list[Example]:
-    """Read a prepared dataset: a `data.parquet` file or the folder holding it."""
+def read_examples(path: str | Path, ids: Collection[str] | None = None) -> list[Example]:
+    """Read a prepared dataset: a `data.parquet` file or the folder holding it.
+
+    With `ids`, only the rows with those ids, in file order (a 64-example selection of a 16k-conversation
+    pool then costs a few MB instead of the whole pool as Python objects).
+    """
     import pyarrow.parquet as pq
 
     path = Path(path)
@@ -303,6 +307,11 @@ def read_examples(path: str | Path) -> list[Example]:
         from selbench.errors import InputError
 
         raise InputError("no prepared dataset here (run `selbench data prepare` first)", path=path)
+    if ids is not None:
+        import pyarrow as pa
+
+        table = pq.read_table(path, filters=[("id", "in", pa.array(sorted(set(ids)), pa.string()))])
+        return [Example.from_row(r) for r in table.to_pylist()]
     return [Example.from_row(r) for r in pq.read_table(path).to_pylist()]
 
 

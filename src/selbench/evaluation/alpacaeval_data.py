@@ -70,8 +70,8 @@ def _json_list(path: Path, kind: str, shape: str, *, nonempty: bool = True) -> l
     """The JSON list in `path`, or an InputError naming the file (`kind` and `shape` word the message)."""
     try:
         items = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read {kind} JSON: {exc}", path=path) from exc
+    except (OSError, json.JSONDecodeError, RecursionError) as exc:
+        raise InputError(f"cannot read {kind} JSON: {exc}", path=path) from None
     if not isinstance(items, list) or (nonempty and not items):
         raise InputError(f"must be a {'non-empty ' if nonempty else ''}JSON list of {shape}", path=path)
     return items

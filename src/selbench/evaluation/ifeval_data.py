@@ -130,6 +130,8 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
                 yield line_no, json.loads(line)
             except json.JSONDecodeError as exc:
                 raise InputError(f"not valid JSON ({exc.msg})", path=path, line=line_no) from None
+            except RecursionError:
+                raise InputError("not valid JSON here: nested too deeply to parse", path=path, line=line_no) from None
 
 
 def read_responses(path: str | Path) -> dict[str, str]:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from selbench.errors import InputError
 from selbench.hashing import sha256_file
+
+log = logging.getLogger(__name__)
 
 DATA_ENV = "SELBENCH_LLMBAR_DIR"
 HUB_DATASET = "princeton-nlp/LLMBar"
@@ -37,9 +40,13 @@ SUBSETS = {"natural": ("Natural",), "adversarial": ("GPTInst", "GPTOut", "Manual
 def resolve_data_dir(data_dir: str | Path | None = None) -> Path | str:
     """Where the sets come from: a folder, or an http(s) base URL with the same layout.
 
-    Order: `data_dir`, else $SELBENCH_LLMBAR_DIR, else `../shared/data/llmbar` from the working directory,
-    else `REMOTE_BASE` (the files `hf://princeton-nlp/LLMBar` itself loads; that spec names it too).
+    Order: `data_dir`, else $SELBENCH_LLMBAR_DIR, else `llmbar/` in the shared data folders
+    (`selbench.assets.shared`: $SELBENCH_SHARED_DATA, then beside the checkout; never relative to the working
+    directory), else `REMOTE_BASE` (the files `hf://princeton-nlp/LLMBar` itself loads; that spec names it
+    too) unless the hub is switched off (`HF_HUB_OFFLINE`), which is an InputError saying where it looked.
     """
+    from selbench.assets.shared import describe_search, find_shared, hub_offline
+
     for value, field in ((data_dir, "data-dir"), (os.environ.get(DATA_ENV) or None, DATA_ENV)):
         if value is None:
             continue
@@ -51,8 +58,15 @@ def resolve_data_dir(data_dir: str | Path | None = None) -> Path | str:
         if not path.is_dir():
             raise InputError("LLMBar data folder not found", path=str(path), field=field)
         return path
-    default = Path.cwd().parent / "shared" / "data" / "llmbar"
-    return default if default.is_dir() else REMOTE_BASE
+    shared = find_shared("llmbar")
+    if shared is not None and shared.is_dir():
+        return shared
+    if hub_offline():
+        raise InputError(f"LLMBar data not found; looked in ${DATA_ENV} (unset) and {describe_search('llmbar')}; the "
+                         f"hub is switched off (HF_HUB_OFFLINE), so hf://{HUB_DATASET} is not downloaded: pass "
+                         "--data-dir or set $SELBENCH_SHARED_DATA", field="data-dir")
+    log.info("no local LLMBar copy (looked in %s); reading hf://%s", describe_search("llmbar"), HUB_DATASET)
+    return REMOTE_BASE
 
 
 def _download_set(url: str) -> Path:
@@ -71,8 +85,11 @@ def _download_set(url: str) -> Path:
             body = response.read()
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise InputError(f"cannot download LLMBar data ({reason}); pass --data-dir or set ${DATA_ENV} to a copy "
-                         "of LLMBar's Dataset/LLMBar folder", path=url, field="data-dir") from None
+        from selbench.assets.shared import describe_search
+
+        raise InputError(f"cannot download LLMBar data ({reason}); no local copy in ${DATA_ENV} or "
+                         f"{describe_search('llmbar')}: pass --data-dir or set ${DATA_ENV} to a copy of LLMBar's "
+                         "Dataset/LLMBar folder", path=url, field="data-dir") from None
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.write_bytes(body)
     os.replace(tmp, target)
@@ -86,6 +103,8 @@ def _read_set(path: Path) -> list[dict[str, Any]]:
         rows = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise InputError(f"not valid JSON: {exc.msg}", path=str(path), line=exc.lineno) from None
+    except RecursionError:
+        raise InputError("not valid JSON here: nested too deeply to parse", path=str(path)) from None
     if not isinstance(rows, list):
         raise InputError("expected a JSON list of instances", path=str(path))
     for number, row in enumerate(rows, start=1):  # records numbered from 1, as every other input
@@ -121,3 +140,4 @@ def load_llmbar(subset: str, data_dir: str | Path | None = None) -> tuple[dict[s
                 raise InputError(f"not an LLMBar set ({exc})", path=url, field="data-dir") from None
         hashes[name] = sha256_file(path)  # same bytes, same hash: local and downloaded copies share caches
     return sets, hashes
+

@@ -16,20 +16,46 @@ alone when `tool_choice` forces a function); it is returned as `message.tool_cal
 Unlike OpenAI and vLLM there is no schema-constrained decoding: a small model may answer off-format, which
 the client then counts as unparsed.
 
-One model, one lock: concurrent requests queue (FastAPI runs sync routes in a thread pool), so a
-client with N workers sees N requests in flight but the model serves them one at a time.
-`app.state.counts` counts requests per route (tests use it to prove that cached judge calls skip HTTP).
+One model, one lock: concurrent requests queue (each generation runs in a worker thread), so a client
+with N workers sees N requests in flight but the model serves them one at a time. No request can stall
+the others (`selbench.generation.server_http`): prompts longer than the model's context are refused and
+`max_tokens`/`min_tokens` capped at the room left, bodies are size-limited, a generation stops at the
+next token when its client disconnects or the server gets SIGTERM, a model name other than the served
+one is a 404, and an optional API key guards every route. Errors come in OpenAI's error shape.
+`app.state.counts` counts requests per route (tests use it to prove that cached judge calls skip HTTP)
+and the generations cancelled.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 import uuid
 from typing import Any
 
+# FastAPI reads route annotations at runtime (this module postpones them), so Request is a module name;
+# only `selbench serve` and tests import this module.
+from starlette.requests import Request
+
+from selbench.generation.local_model import LocalModel
 from selbench.generation.prompt_logprobs import prompt_logprobs_response, wants_prompt_logprobs
+from selbench.generation.server_http import (
+    ApiError,
+    Cancelled,
+    ServeOptions,
+    check_auth,
+    check_model,
+    fit_context,
+    model_context_length,
+    read_json_body,
+    run_cancellable,
+)
+from selbench.generation.tool_calls import tool_call as _tool_call
+from selbench.generation.tool_calls import tool_request as _tool_request
+
+__all__ = ["BackgroundServer", "LocalModel", "ServeOptions", "create_app", "run_server"]
 
 log = logging.getLogger(__name__)
 
@@ -72,150 +98,6 @@ def _request_fields(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class LocalModel:
-    """Greedy or sampled generation of one prompt with per-token log-probabilities, under a lock."""
-
-    def __init__(self, model: Any, tokenizer: Any, name: str) -> None:
-        self.model = model
-        self.tokenizer = tokenizer
-        self.name = name
-        self.lock = threading.Lock()
-
-    def chat_prompt_ids(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> list[int]:
-        extra = {"tools": tools} if tools else {}
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **extra)
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    def text_prompt_ids(self, prompt: str) -> list[int]:
-        return self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-
-    def complete(self, prompt_ids: list[int], fields: dict[str, Any], top_k: int) -> dict[str, Any]:
-        """Generate after `prompt_ids`. Returns text, finish_reason, per-token ids/logprobs/top lists."""
-        import torch
-
-        from selbench.generation.hf import HFBackend, stop_token_ids
-
-        stops = stop_token_ids(self.model, self.tokenizer)  # the HF backend's stop set: EOS and chat end tokens
-        eos = self.tokenizer.eos_token_id
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos
-        do_sample = fields["temperature"] > 0
-        kwargs: dict[str, Any] = {"do_sample": do_sample, "max_new_tokens": fields["max_tokens"]}
-        if fields.get("min_tokens"):  # stop tokens are suppressed until then, as the HF backend does
-            kwargs["min_new_tokens"] = fields["min_tokens"]
-        if do_sample:
-            kwargs.update(temperature=fields["temperature"], top_p=fields["top_p"], top_k=0)
-        with self.lock, torch.no_grad():
-            if fields["seed"] is not None:
-                torch.manual_seed(fields["seed"])
-            input_ids = torch.tensor([prompt_ids], dtype=torch.long)
-            out = self.model.generate(
-                input_ids=input_ids,
-                attention_mask=torch.ones_like(input_ids),
-                eos_token_id=stops or eos,
-                pad_token_id=pad,
-                return_dict_in_generate=True,
-                output_logits=True,
-                **kwargs,
-            )
-        new_ids = out.sequences[0, len(prompt_ids) :].tolist()
-        logprobs = [torch.log_softmax(step[0].float(), dim=-1) for step in out.logits]
-        kept = HFBackend._until_stop(new_ids, stops)
-        finish = "stop" if len(kept) < len(new_ids) else "length"
-        new_ids = kept
-        tokens = [self.tokenizer.decode([t]) for t in new_ids]
-        token_logprobs = [float(logprobs[i][t]) for i, t in enumerate(new_ids)]
-        tops: list[list[tuple[str, float]]] = []
-        for i in range(len(new_ids)):
-            if top_k:
-                values, ids = torch.topk(logprobs[i], top_k)
-                tops.append(
-                    [(self.tokenizer.decode([int(j)]), float(v)) for v, j in zip(values, ids, strict=True)]
-                )
-            else:
-                tops.append([])
-        # The message text is decoded as a whole without special tokens, as the HF backend does; the
-        # per-token strings serve the logprobs.
-        text = self.tokenizer.decode(new_ids, skip_special_tokens=True)
-        joined = "".join(tokens)
-        # Stop strings: cut the text and the token lists at the first token that completes a stop string.
-        cut_tokens = len(tokens)
-        for stop in fields["stop"]:
-            idx = text.find(stop)
-            if idx != -1:
-                finish = "stop"
-                text = text[:idx]
-            idx = joined.find(stop)
-            if idx != -1:
-                length = 0
-                for j, tok in enumerate(tokens):
-                    length += len(tok)
-                    if length > idx:
-                        cut_tokens = min(cut_tokens, j + 1)
-                        break
-        return {
-            "text": text,
-            "finish_reason": finish,
-            "tokens": tokens[:cut_tokens],
-            "token_logprobs": token_logprobs[:cut_tokens],
-            "top": tops[:cut_tokens],
-            "prompt_tokens": len(prompt_ids),
-            "completion_tokens": len(new_ids),
-        }
-
-
-def _tool_request(body: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, str | None]:
-    """(tools for the chat template, the function a call must name or "" for any), or (None, None) when the
-    request asks for no tool call. Raises ValueError naming the field."""
-    tools = body.get("tools")
-    choice = body.get("tool_choice", "auto" if tools else "none")
-    if not tools or choice == "none":
-        return None, None
-    if not isinstance(tools, list) or not all(
-        isinstance(t, dict) and isinstance((t.get("function") or {}).get("name"), str) for t in tools
-    ):
-        raise ValueError("field 'tools': must be a list of {type: function, function: {name, parameters}}")
-    if isinstance(choice, dict):
-        name = (choice.get("function") or {}).get("name")
-        if name not in {t["function"]["name"] for t in tools}:
-            raise ValueError(f"field 'tool_choice': {name!r} is not one of the tools")
-        return tools, name
-    if choice not in ("auto", "required"):
-        raise ValueError(f"field 'tool_choice': {choice!r} must be none, auto, required or a function")
-    return tools, ""
-
-
-def _tool_call(text: str, tools: list[dict[str, Any]], forced: str) -> dict[str, Any] | None:
-    """The function call in a completion, read as tool-calling models write it: the first JSON object in
-    the text, either `{"name": ..., "arguments": {...}}` or (with a forced function) the arguments alone.
-    None when the text holds no such object (the caller then returns plain content)."""
-    import json
-
-    decoder = json.JSONDecoder()
-    for start in (i for i, ch in enumerate(text) if ch == "{"):
-        try:
-            obj, _ = decoder.raw_decode(text, start)
-        except ValueError:
-            continue
-        if not isinstance(obj, dict):
-            continue
-        names = {t["function"]["name"] for t in tools}
-        if isinstance(obj.get("name"), str) and obj["name"] in names:
-            args = obj.get("arguments", obj.get("parameters", {}))
-            name = obj["name"]
-        elif forced:
-            args, name = obj, forced
-        else:
-            continue
-        if forced and name != forced:
-            continue
-        return {
-            "id": f"call_{uuid.uuid4().hex[:24]}",
-            "type": "function",
-            "function": {"name": name, "arguments": args if isinstance(args, str) else json.dumps(args)},
-        }
-    return None
-
-
 def _top_k(value: Any, field: str) -> int:
     if value is None or value is False:
         return 0
@@ -228,29 +110,69 @@ def _bytes(token: str) -> list[int]:
     return list(token.encode("utf-8"))
 
 
-def create_app(model: Any, tokenizer: Any, model_name: str) -> Any:
-    """The FastAPI app serving `model` as `model_name` (see the module docstring for the routes)."""
-    from fastapi import FastAPI, Request
+def create_app(model: Any, tokenizer: Any, model_name: str, options: ServeOptions | None = None) -> Any:
+    """The FastAPI app serving `model` as `model_name` (see the module docstring for the routes).
+
+    `options` sets the limits and the API key (`ServeOptions`; default: the model's context, 4 MiB bodies,
+    no key). `app.state.options.shutdown` stops running generations; `run_server` sets it on SIGTERM.
+    """
+    from fastapi import FastAPI
+    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    local = LocalModel(model, tokenizer, model_name)
+    options = options or ServeOptions()
+    context = options.context or model_context_length(model, tokenizer)
+    local = LocalModel(model, tokenizer, model_name, shutdown=options.shutdown)
     app = FastAPI(title=f"selbench serve: {model_name}")
-    app.state.counts = {"models": 0, "chat": 0, "completions": 0}
+    app.state.counts = {"models": 0, "chat": 0, "completions": 0, "cancelled": 0}
     app.state.local = local
+    app.state.options = options
+    app.state.context = context
 
-    def error(status: int, message: str) -> JSONResponse:
-        return JSONResponse(
-            status_code=status, content={"error": {"message": message, "type": "invalid_request_error"}}
-        )
+    def error(exc: ApiError) -> JSONResponse:
+        return JSONResponse(status_code=exc.status, content=exc.body)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error(ApiError(400, f"invalid request: {exc.errors()}"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error(ApiError(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}"))
+
+    async def guarded(request: Request) -> dict[str, Any]:
+        """Auth, body limit, JSON object, served model: the checks every POST passes first."""
+        check_auth(request.headers, options.api_key)
+        body = await read_json_body(request, options.max_body_bytes)
+        check_model(body, model_name)
+        return body
+
+    async def generate(request: Request, work: Any) -> Any:
+        try:
+            return await run_cancellable(request, work, options)
+        except Cancelled:
+            app.state.counts["cancelled"] += 1
+            raise ApiError(503, "generation cancelled: the client left or the server is shutting down",
+                           type_="server_error") from None
 
     @app.get("/v1/models")
-    def list_models() -> dict[str, Any]:
+    async def list_models(request: Request) -> dict[str, Any]:
+        check_auth(request.headers, options.api_key)
         app.state.counts["models"] += 1
-        return {"object": "list", "data": [{"id": model_name, "object": "model", "owned_by": "selbench"}]}
+        return {"object": "list", "data": [_model_card(model_name, context)]}
 
-    @app.post("/v1/chat/completions")
-    def chat_completions(body: dict[str, Any]) -> Any:
-        app.state.counts["chat"] += 1
+    @app.get("/v1/models/{name:path}")
+    async def retrieve_model(name: str, request: Request) -> dict[str, Any]:
+        check_auth(request.headers, options.api_key)
+        check_model({"model": name}, model_name)
+        return _model_card(model_name, context)
+
+    def chat_prompt(body: dict[str, Any]) -> tuple[dict[str, Any], list[int], int, Any, Any, bool]:
         try:
             fields = _request_fields(body)
             messages = body.get("messages")
@@ -266,54 +188,19 @@ def create_app(model: Any, tokenizer: Any, model_name: str) -> Any:
                 [{"role": m["role"], "content": m["content"]} for m in messages], tools
             )
         except ValueError as exc:
-            return error(400, str(exc))
-        result = local.complete(prompt_ids, fields, top_k)
-        call = _tool_call(result["text"], tools, forced) if tools else None
-        logprobs = None
-        if want_logprobs:
-            logprobs = {
-                "content": [
-                    {
-                        "token": tok,
-                        "logprob": lp,
-                        "bytes": _bytes(tok),
-                        "top_logprobs": [{"token": t, "logprob": v, "bytes": _bytes(t)} for t, v in top],
-                    }
-                    for tok, lp, top in zip(
-                        result["tokens"], result["token_logprobs"], result["top"], strict=True
-                    )
-                ]
-            }
-        return {
-            "id": f"chatcmpl-{uuid.uuid4().hex}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": model_name,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": result["text"]}
-                    if call is None
-                    else {"role": "assistant", "content": None, "tool_calls": [call]},
-                    "logprobs": logprobs,
-                    "finish_reason": result["finish_reason"] if call is None else "tool_calls",
-                }
-            ],
-            "usage": {
-                "prompt_tokens": result["prompt_tokens"],
-                "completion_tokens": result["completion_tokens"],
-                "total_tokens": result["prompt_tokens"] + result["completion_tokens"],
-            },
-        }
+            raise ApiError(400, str(exc)) from None
+        return fit_context(len(prompt_ids), fields, context), prompt_ids, top_k, tools, forced, want_logprobs
 
-    @app.post("/v1/completions")
-    def completions(body: dict[str, Any]) -> Any:
-        app.state.counts["completions"] += 1
-        if wants_prompt_logprobs(body):  # echo + max_tokens 0: score the prompt (generation/prompt_logprobs.py)
-            try:
-                return prompt_logprobs_response(local, body, model_name)
-            except ValueError as exc:
-                return error(400, str(exc))
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Any:
+        app.state.counts["chat"] += 1
+        body = await guarded(request)
+        # Templating and tokenizing a body of up to max_body_bytes is work: off the event loop.
+        fields, prompt_ids, top_k, tools, forced, want_logprobs = await asyncio.to_thread(chat_prompt, body)
+        result = await generate(request, lambda cancel: local.complete(prompt_ids, fields, top_k, cancel))
+        return _chat_response(model_name, result, tools, forced, want_logprobs)
+
+    def text_prompts(body: dict[str, Any]) -> tuple[list[tuple[str, list[int], dict[str, Any]]], int]:
         try:
             fields = _request_fields(body)
             prompts = body.get("prompt")
@@ -324,54 +211,134 @@ def create_app(model: Any, tokenizer: Any, model_name: str) -> Any:
             if body.get("echo"):
                 raise ValueError("field 'echo': not supported")
         except ValueError as exc:
-            return error(400, str(exc))
-        choices = []
-        n_prompt = n_completion = 0
+            raise ApiError(400, str(exc)) from None
+        rows = []
         for index, prompt in enumerate(prompts):
-            result = local.complete(local.text_prompt_ids(prompt), fields, top_k)
-            n_prompt += result["prompt_tokens"]
-            n_completion += result["completion_tokens"]
-            logprobs = None
-            if body.get("logprobs") is not None:
-                offsets, pos = [], len(prompt)
-                for tok in result["tokens"]:
-                    offsets.append(pos)
-                    pos += len(tok)
-                logprobs = {
-                    "tokens": result["tokens"],
-                    "token_logprobs": result["token_logprobs"],
-                    "top_logprobs": [dict(top) for top in result["top"]],
-                    "text_offset": offsets,
-                }
-            choices.append(
-                {
-                    "index": index,
-                    "text": result["text"],
-                    "logprobs": logprobs,
-                    "finish_reason": result["finish_reason"],
-                }
-            )
-        return {
-            "id": f"cmpl-{uuid.uuid4().hex}",
-            "object": "text_completion",
-            "created": int(time.time()),
-            "model": model_name,
-            "choices": choices,
-            "usage": {
-                "prompt_tokens": n_prompt,
-                "completion_tokens": n_completion,
-                "total_tokens": n_prompt + n_completion,
-            },
-        }
+            ids = local.text_prompt_ids(prompt)
+            param = "prompt" if len(prompts) == 1 else f"prompt[{index}]"
+            rows.append((prompt, ids, fit_context(len(ids), fields, context, param=param)))
+        return rows, top_k
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Any:
+        app.state.counts["completions"] += 1
+        body = await guarded(request)
+        if wants_prompt_logprobs(body):  # echo + max_tokens 0: score the prompt (generation/prompt_logprobs.py)
+            try:
+                return await asyncio.to_thread(prompt_logprobs_response, local, body, model_name)
+            except ValueError as exc:
+                raise ApiError(400, str(exc)) from None
+        rows, top_k = await asyncio.to_thread(text_prompts, body)
+
+        def work(cancel: threading.Event) -> list[dict[str, Any]]:
+            return [local.complete(ids, fields, top_k, cancel) for _, ids, fields in rows]
+
+        results = await generate(request, work)
+        return _completions_response(model_name, [p for p, _, _ in rows], results, body.get("logprobs") is not None)
 
     @app.exception_handler(Exception)
     async def internal_error(
         request: Request, exc: Exception
     ) -> JSONResponse:  # pragma: no cover - last resort
         log.exception("request to %s failed", request.url.path)
-        return error(500, f"{type(exc).__name__}: {exc}")
+        return error(ApiError(500, f"{type(exc).__name__}: {exc}", type_="server_error"))
 
     return app
+
+
+def _model_card(name: str, context: int) -> dict[str, Any]:
+    return {"id": name, "object": "model", "owned_by": "selbench", "max_model_len": context}
+
+
+def _chat_response(
+    model_name: str, result: dict[str, Any], tools: Any, forced: Any, want_logprobs: bool
+) -> dict[str, Any]:
+    call = _tool_call(result["text"], tools, forced) if tools else None
+    logprobs = None
+    if want_logprobs:
+        logprobs = {
+            "content": [
+                {
+                    "token": tok,
+                    "logprob": lp,
+                    "bytes": _bytes(tok),
+                    "top_logprobs": [{"token": t, "logprob": v, "bytes": _bytes(t)} for t, v in top],
+                }
+                for tok, lp, top in zip(result["tokens"], result["token_logprobs"], result["top"], strict=True)
+            ]
+        }
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model_name,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": result["text"]}
+                if call is None
+                else {"role": "assistant", "content": None, "tool_calls": [call]},
+                "logprobs": logprobs,
+                "finish_reason": result["finish_reason"] if call is None else "tool_calls",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": result["prompt_tokens"],
+            "completion_tokens": result["completion_tokens"],
+            "total_tokens": result["prompt_tokens"] + result["completion_tokens"],
+        },
+    }
+
+
+def _completions_response(
+    model_name: str, prompts: list[str], results: list[dict[str, Any]], want_logprobs: bool
+) -> dict[str, Any]:
+    choices = []
+    for index, (prompt, result) in enumerate(zip(prompts, results, strict=True)):
+        logprobs = None
+        if want_logprobs:
+            offsets, pos = [], len(prompt)
+            for tok in result["tokens"]:
+                offsets.append(pos)
+                pos += len(tok)
+            logprobs = {
+                "tokens": result["tokens"],
+                "token_logprobs": result["token_logprobs"],
+                "top_logprobs": [dict(top) for top in result["top"]],
+                "text_offset": offsets,
+            }
+        choices.append(
+            {"index": index, "text": result["text"], "logprobs": logprobs, "finish_reason": result["finish_reason"]}
+        )
+    n_prompt = sum(r["prompt_tokens"] for r in results)
+    n_completion = sum(r["completion_tokens"] for r in results)
+    return {
+        "id": f"cmpl-{uuid.uuid4().hex}",
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": model_name,
+        "choices": choices,
+        "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_completion, "total_tokens": n_prompt + n_completion},
+    }
+
+
+def run_server(app: Any, host: str, port: int) -> None:
+    """Serve `app` with uvicorn in this (main) thread until SIGTERM/SIGINT.
+
+    On the signal the app's `options.shutdown` is set first, so a running generation ends at its next token
+    (its client gets 503) and uvicorn's graceful shutdown does not wait for it.
+    """
+    import uvicorn
+
+    shutdown = app.state.options.shutdown
+
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            shutdown.set()
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
+    _Server(config).run()
 
 
 class BackgroundServer:
@@ -417,6 +384,9 @@ class BackgroundServer:
         return self
 
     def stop(self) -> None:
+        options = getattr(getattr(self.app, "state", None), "options", None)
+        if options is not None:  # end running generations, as run_server does on SIGTERM
+            options.shutdown.set()
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:

@@ -59,6 +59,8 @@ def load_manifest(path: str | Path) -> dict[str, Any]:
         raise InputError(f"cannot read selection manifest: {exc.strerror or exc}", path=path) from exc
     except json.JSONDecodeError as exc:
         raise InputError(f"not JSON: {exc.msg}", path=path, line=exc.lineno) from exc
+    except RecursionError:
+        raise InputError("not JSON that can be parsed: nested too deeply", path=path) from None
     if not isinstance(manifest, dict):
         raise InputError("a selection manifest is a JSON object", path=path)
     for name in REQUIRED_FIELDS:

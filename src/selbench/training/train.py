@@ -33,7 +33,14 @@ from selbench.training.presets import TrainConfig
 log = logging.getLogger(__name__)
 
 VERSION = 3  # 2: alpaca/study-trained tokenizers carry their prompt as chat template; 3: study EOS/packing
+MAX_DROPPED_IDS = 20
+# Why an example can leave training without a trained token (see `tokenize_examples`), as said on stderr.
+DROP_REASONS = {
+    "too_long": "the prompt fills max_length={max_length}, so no response token is left",
+    "empty_response": "the response has no token after templating",
+}
 LOG_FILE = "train_log.jsonl"
+TEXT_LOG_FILE = "train.log"  # library warnings and the Trainer's log dicts (see library_logs)
 COST_FILE = "cost.json"
 # Weights dtype per precision: bf16 loads bf16 weights as the study did; fp16 AMP needs fp32 master weights.
 WEIGHT_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float32"}
@@ -70,9 +77,9 @@ def load_selection(data_dir: str | Path, selection_path: str | Path | None) -> t
     """
     from selbench.data.schema import dataset_sha256, read_examples
 
-    examples = read_examples(data_dir)
     data_sha = dataset_sha256(data_dir)
     if selection_path is None:
+        examples = read_examples(data_dir)
         ids = [e.id for e in examples]
         return examples, data_sha, sha256_lines(ids)
     selection_path = Path(selection_path)
@@ -83,6 +90,8 @@ def load_selection(data_dir: str | Path, selection_path: str | Path | None) -> t
         raise InputError("selection manifest not found", path=selection_path) from None
     except json.JSONDecodeError as exc:
         raise InputError(f"not valid JSON ({exc.msg})", path=selection_path, line=exc.lineno) from None
+    except RecursionError:
+        raise InputError("not valid JSON here: nested too deeply to parse", path=selection_path) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read selection manifest: {exc}", path=selection_path) from None
     if not isinstance(manifest, dict):
@@ -144,7 +153,7 @@ def load_selection(data_dir: str | Path, selection_path: str | Path | None) -> t
     if "ids_sha256" in manifest and manifest["ids_sha256"] != ids_sha:
         raise InputError(f"{manifest['ids_sha256']!r} is not the sha256 of the ids (file edited?); expected {ids_sha}",
                          path=selection_path, field="ids_sha256")
-    by_id = {e.id: e for e in examples}
+    by_id = {e.id: e for e in read_examples(data_dir, ids=ids)}  # only the selected rows, not the whole pool
     for k, example_id in enumerate(ids):
         if example_id not in by_id:
             raise bad_id(k, f"id {example_id!r} is not in {data_dir}")
@@ -156,12 +165,18 @@ def tokenize_examples(
 ):
     """(rows with input_ids/labels/length, counts of truncated and dropped examples).
 
+    An example with no trained token left is dropped, and counted under the reason in `DROP_REASONS`:
+    `too_long` when its prompt fills `max_length` (untruncated it would have trained tokens), else
+    `empty_response` (its response has no token after templating). `dropped_ids` names the first
+    `MAX_DROPPED_IDS` of each reason.
+
     `source` (the data or selection file) only names the file in error messages; `line` is the example's
     1-based position in the selection.
     """
     template = get_template(template_name)
     rows: dict[str, list[Any]] = {"input_ids": [], "labels": [], "length": []}
-    counts = {"truncated": 0, "dropped_no_response_tokens": 0}
+    counts: dict[str, Any] = {"truncated": 0, "dropped_no_response_tokens": 0, "dropped_by_reason": {},
+                              "dropped_ids": {}}
     for i, example in enumerate(examples):
         try:
             segments = template.segments(example, tokenizer)
@@ -169,7 +184,14 @@ def tokenize_examples(
             raise InputError(f"example {example.id}: {exc.message}", path=source, line=i + 1, field=exc.field) from None
         enc = encode_segments(segments, tokenizer, max_length, loss_on_prompt=loss_on_prompt)
         if enc is None:
+            whole = None if max_length is None else encode_segments(segments, tokenizer, None,
+                                                                    loss_on_prompt=loss_on_prompt)
+            reason = "too_long" if whole is not None else "empty_response"
             counts["dropped_no_response_tokens"] += 1
+            counts["dropped_by_reason"][reason] = counts["dropped_by_reason"].get(reason, 0) + 1
+            named = counts["dropped_ids"].setdefault(reason, [])
+            if len(named) < MAX_DROPPED_IDS:
+                named.append(example.id)
             continue
         if not getattr(template, "eos_in_loss", True) and tokenizer.eos_token_id is not None:
             eos = tokenizer.eos_token_id
@@ -220,6 +242,7 @@ def train(
     except _NotMainProcess:
         return {"key": key, "out": None, "cached": False, "main_process": False}
     assert result.key == key, f"step key mismatch {result.key} != {key}"
+    _report_dropped(result.stats, config.max_length)
     out = None
     if out_dir is not None:
         out = _publish(result.path, Path(out_dir))
@@ -236,6 +259,7 @@ def train(
         "resumed_from_step": stats.get("resumed_from_step"),
         "n_trained": stats.get("n_trained"),
         "dropped": stats.get("dropped_no_response_tokens"),
+        "dropped_by_reason": stats.get("dropped_by_reason"),
         "out": str(out) if out is not None else str(result.path),
         "store_path": str(result.path),
         "key": result.key,
@@ -255,8 +279,21 @@ def _compute_fn(step: TrainStep, store: StepStore, key: str) -> Callable[[Path],
     template_name, loss_on_prompt = key_config["template"], key_config["loss_on_prompt"]
 
     def compute(tmp: Path) -> dict[str, Any]:
+        from selbench.training.library_logs import library_output_to
+
+        partial = store.partial_dir("train", key)
+        # Library warnings, notes and progress bars go to the step's text log; the terminal keeps one
+        # progress bar and selbench's own messages.
+        with library_output_to(partial / TEXT_LOG_FILE):
+            stats = _compute(tmp, partial)
+        shutil.copyfile(partial / TEXT_LOG_FILE, tmp / TEXT_LOG_FILE)
+        return stats
+
+    def _compute(tmp: Path, partial: Path) -> dict[str, Any]:
         from selbench.cost import CostMeter
 
+        if hw["device"] == "cpu":
+            trl_adapter.return_freed_memory()  # peak RSS 2.5 -> 1.7 GB for SmolLM2 LoRA (see its docstring)
         model, tokenizer, base_ref = load_base_model(model_spec, WEIGHT_DTYPES[hw["precision"]])
         # The study's template reproduces its TRL packing, which let packed examples see each other ("wrapped");
         # our own packing keeps them apart (best-fit decreasing, padding-free).
@@ -272,8 +309,9 @@ def _compute_fn(step: TrainStep, store: StepStore, key: str) -> Callable[[Path],
             selection_path or data_dir,
         )
         if not rows["input_ids"]:
-            raise InputError("no example has response tokens left within max_length", path=data_dir, field="max_length")
-        partial = store.partial_dir("train", key)
+            reasons = ", ".join(f"{n} {r}" for r, n in sorted(counts["dropped_by_reason"].items()))
+            raise InputError(f"no example has response tokens left within max_length ({reasons})", path=data_dir,
+                             field="max_length")
         ckpt_dir, log_path, elapsed_path = partial / "checkpoints", partial / LOG_FILE, partial / "elapsed.json"
         resume = trl_adapter.last_checkpoint(ckpt_dir)
         previous_seconds, resumed_step = 0.0, 0
@@ -298,6 +336,7 @@ def _compute_fn(step: TrainStep, store: StepStore, key: str) -> Callable[[Path],
                 hw,
                 packing_strategy=packing,
                 callbacks=[trl_adapter.log_callback(log_path, elapsed_path, previous_seconds), *callbacks],
+                text_log=partial / TEXT_LOG_FILE,
             )
             metrics = trl_adapter.run_trainer(trainer, resume)
             meter.add_tokens(metrics["num_input_tokens_seen"])
@@ -341,6 +380,24 @@ def _compute_fn(step: TrainStep, store: StepStore, key: str) -> Callable[[Path],
         return {**stats, "cost": cost}
 
     return compute
+
+
+def _report_dropped(stats: dict[str, Any], max_length: int) -> None:
+    """One stderr line (a logging warning) saying how many examples training left out and why."""
+    total = stats.get("dropped_no_response_tokens") or 0
+    if not total:
+        return
+    reasons = stats.get("dropped_by_reason")
+    if reasons is None:  # a result cached by a selbench that did not record reasons
+        why = "reasons not recorded (cached by an older selbench)"
+    else:
+        why = "; ".join(
+            f"{n} because {DROP_REASONS[r].format(max_length=max_length)}"
+            f" (e.g. id {stats.get('dropped_ids', {}).get(r, ['?'])[0]})"
+            for r, n in sorted(reasons.items())
+        )
+    n_examples = stats.get("n_examples", "?")
+    log.warning("trained on %s of %s examples; dropped %d: %s", stats.get("n_trained"), n_examples, total, why)
 
 
 def train_key(

@@ -20,6 +20,10 @@ from selbench.training.presets import TrainConfig, batch_plan
 
 log = logging.getLogger(__name__)
 
+# CPU training computes the loss without full-vocabulary logits (`build_trainer`); benchmarks set this to
+# False to measure the full-logits baseline. It never changes the loss, so it is not part of any step key.
+CHUNKED_LOSS = True
+
 
 def hardware(config: TrainConfig) -> dict[str, Any]:
     """What this process trains on: device, world size, precision, gradient checkpointing, batch plan."""
@@ -32,7 +36,8 @@ def hardware(config: TrainConfig) -> dict[str, Any]:
     precision = config.precision
     if precision == "auto":
         precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
-    checkpointing = config.gradient_checkpointing if config.gradient_checkpointing is not None else cuda
+    # On by default everywhere: identical results, and without it the activations dominate CPU memory.
+    checkpointing = config.gradient_checkpointing if config.gradient_checkpointing is not None else True
     per_device, accumulation = batch_plan(config.effective_batch_size, config.per_device_batch_size, world_size)
     return {
         "device": "cuda" if cuda else "cpu",
@@ -42,6 +47,29 @@ def hardware(config: TrainConfig) -> dict[str, Any]:
         "per_device_batch_size": per_device,
         "gradient_accumulation_steps": accumulation,
     }
+
+
+def return_freed_memory(threshold_bytes: int = 4 * 1024 * 1024) -> bool:
+    """glibc only: serve allocations of `threshold_bytes` and more with mmap, so that freed tensors go back to
+    the OS at once. Returns whether the setting was applied (not on other C libraries or systems).
+
+    glibc raises its mmap threshold after every large free (up to 32 MiB), so a training step's activations
+    (4-20 MB tensors) are then carved from per-thread heaps that keep the freed memory: measured on SmolLM2
+    LoRA training on CPU, peak RSS 2.5 GB with the default, 1.7 GB with this (`M_MMAP_THRESHOLD` = 4 MiB), for
+    a few percent more system time (page faults). Process-wide and permanent for the process.
+    """
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl or another C library
+        return False
+    m_mmap_threshold = -3  # <malloc.h>
+    return bool(mallopt(m_mmap_threshold, int(threshold_bytes)))
 
 
 def resolve_deepspeed(value: str | None) -> str | None:
@@ -70,7 +98,32 @@ def lora_model(model: Any, config: TrainConfig) -> Any:
         bias="none",
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, lora)
+    peft_model = get_peft_model(model, lora)
+    _save_without_hub_lookup(peft_model, lora)
+    return peft_model
+
+
+def _save_without_hub_lookup(peft_model: Any, lora: Any) -> None:
+    """Make the adapter's saves (checkpoints, final) decide `save_embedding_layers` locally.
+
+    peft's default ("auto") asks the 🤗 hub for the base model's config.json whenever the base is not a local
+    folder (a packaged asset name such as `smollm2-135m-instruct`), to see whether the vocabulary was
+    resized: a network call per checkpoint, and a "Name or service not known" warning offline. We never
+    resize the vocabulary, so "auto" can only mean: save the embedding layers when LoRA targets them
+    (peft's own first rule, `EMBEDDING_LAYER_NAMES`).
+    """
+    from peft.utils.constants import EMBEDDING_LAYER_NAMES
+
+    targets = lora.target_modules or ()
+    targets = {targets} if isinstance(targets, str) else set(targets)
+    embeddings = any(name in targets for name in EMBEDDING_LAYER_NAMES)
+    save = peft_model.save_pretrained
+
+    def save_pretrained(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("save_embedding_layers", embeddings)
+        return save(*args, **kwargs)
+
+    peft_model.save_pretrained = save_pretrained
 
 
 def sft_args(config: TrainConfig, output_dir: Path, hw: dict[str, Any], *, packing_strategy: str | None) -> Any:
@@ -158,6 +211,40 @@ def log_callback(log_path: Path, elapsed_path: Path, previous_seconds: float = 0
     return _LogCallback()
 
 
+def progress_callback(log_path: Path) -> Any:
+    """A TrainerCallback in place of transformers' ProgressCallback: one progress bar on stderr, updated once
+    per optimizer step with the latest loss, and the Trainer's log dicts appended to `log_path` (the step's
+    text log) instead of being printed under the bar."""
+    from tqdm.auto import tqdm
+    from transformers import TrainerCallback
+
+    class _Progress(TrainerCallback):
+        bar: Any = None
+
+        def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="train", unit="step",
+                            dynamic_ncols=True)
+
+        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+            if self.bar is not None:
+                self.bar.update(state.global_step - self.bar.n)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+            if not logs:
+                return
+            with open(log_path, "a", encoding="utf-8") as fh:
+                fh.write(f"step {state.global_step}: {json.dumps(logs, default=str)}\n")
+            if self.bar is not None and "loss" in logs:
+                self.bar.set_postfix(loss=f"{float(logs['loss']):.4f}", refresh=False)
+
+        def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+
+    return _Progress()
+
+
 def build_trainer(
     model: Any,
     tokenizer: Any,
@@ -168,18 +255,29 @@ def build_trainer(
     *,
     packing_strategy: str | None,
     callbacks: list[Any] = (),
+    chunked_loss: bool | None = None,
+    text_log: Path | None = None,
 ) -> Any:
     """An SFTTrainer over a tokenized dataset (`input_ids`, `labels`, `length`).
 
-    On CPU the loss is the model's own cross-entropy over full logits instead of TRL's fused, tiled LM-head
-    kernel: the same loss (mean over trained tokens of the accumulated batch), but the fused kernel measured
-    ~30% slower per step on this CPU for SmolLM2-135M (batch 8 x 256, LoRA). TRL's entropy / token accuracy
-    metrics are then not logged. On GPU TRL's kernel is kept (it saves the logits' memory).
+    On CPU the loss is the model's causal-LM cross-entropy computed by `chunked_loss.causal_lm_loss`: the
+    same loss as the model's own (mean over trained tokens of the accumulated batch; `ForCausalLMLoss`),
+    with the LM head fused into it and run a few hundred positions at a time, so the full-vocabulary
+    logits (400 MB per tensor for SmolLM2 at batch 8 x 256) are never materialized. TRL's fused kernel
+    measured ~30% slower per step on this CPU; its entropy / token accuracy metrics are not logged.
+    `chunked_loss=False` (default: `CHUNKED_LOSS`) or a model type `chunked_loss` does not know uses the
+    model's own loss over full logits. On GPU TRL's kernel is kept (it saves the logits' memory too).
+
+    With `text_log`, the Trainer's per-step log dicts go to that file and stderr shows one progress bar
+    (`progress_callback`).
     """
     from transformers import Trainer
     from trl import SFTTrainer
 
+    from selbench.training.chunked_loss import causal_lm_loss, causal_lm_parts
+
     plain_loss = hw["device"] == "cpu"
+    chunked = CHUNKED_LOSS if chunked_loss is None else chunked_loss
 
     class _SFTTrainer(SFTTrainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
@@ -188,16 +286,35 @@ def build_trainer(
             # No KV cache: with one, transformers ignores restarted position ids and packed examples would
             # attend to each other (see batching.packed_position_ids).
             inputs = {**inputs, "use_cache": False}
-            return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
+            parts = None
+            # Only where Trainer.compute_loss would take the model's own loss normalised by num_items_in_batch.
+            if chunked and not return_outputs and self.model_accepts_loss_kwargs and self.label_smoother is None \
+                    and self.compute_loss_func is None and "labels" in inputs:
+                parts = causal_lm_parts(self.accelerator.unwrap_model(model))
+            if parts is None:
+                return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
+            loss = causal_lm_loss(parts, inputs, num_items_in_batch)
+            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+                # as Trainer.compute_loss: num_items_in_batch counts every rank's tokens
+                loss = loss * (self.accelerator.num_processes // self.get_tp_size() if self.args.n_gpu <= 1
+                               else self.args.n_gpu)
+            return loss
 
     args = sft_args(config, output_dir, hw, packing_strategy=packing_strategy)
-    return _SFTTrainer(
+    trainer = _SFTTrainer(
         model=model,
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
         callbacks=list(callbacks),
     )
+    if text_log is not None:  # our progress bar replaces the one that prints every log dict under it
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+        trainer.remove_callback(ProgressCallback)
+        trainer.remove_callback(PrinterCallback)
+        trainer.add_callback(progress_callback(text_log))
+    return trainer
 
 
 def run_trainer(trainer: Any, resume_from: str | None) -> dict[str, Any]:
