@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.selbench-installed
 PIP    := $(BIN)/python -m pip
 PYTEST_ARGS ?= -n 2
 
-.PHONY: demo test test-fast bench lint install clean
+.PHONY: demo test test-fast bench lint install clean browser
 
 install: $(STAMP)
 
@@ -24,8 +24,16 @@ $(STAMP): pyproject.toml requirements/constraints.txt requirements/assets.txt
 demo: $(STAMP)
 	$(BIN)/selbench demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Headless Chromium for the report's browser test (Debian's package; Playwright's download cannot work
+# offline). Installed where apt can; elsewhere the browser test says loudly why it skips.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium) >/dev/null 2>&1; } || \
+	  echo "warning: chromium not installed (needs root and apt); the report's browser test will skip"
 
 # Fast unit tests only (no packaged-model tests).
 test-fast: $(STAMP)

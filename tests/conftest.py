@@ -109,3 +109,25 @@ def local_hub(tmp_path, isolated_cache):
     yield start
     for hub in hubs:
         hub.close()
+
+
+@pytest.fixture
+def forbid_model_loading():
+    """Make every way of loading model weights fail: step keys must be computed from fingerprints alone.
+
+    Yields its own MonkeyPatch: `forbid_model_loading.undo()` lifts the ban (and only the ban; the test's
+    `monkeypatch`, which holds the isolated cache, stays as it is).
+    """
+    import transformers
+
+    from selbench.assets import models
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"model weights were loaded ({args[:1]})")
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(models, "load_model", refuse)
+    patch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", refuse)
+    patch.setattr(transformers.PreTrainedModel, "from_pretrained", refuse)
+    yield patch
+    patch.undo()

@@ -38,6 +38,7 @@ _EXPORTS = {
     # cost, report, demo
     "collect_costs": "selbench.cost.tables:collect_costs",
     "write_report": "selbench.report.summary:write_report",
+    "write_study_report": "selbench.report.study:write_study_report",
     "run_demo": "selbench.runner.demo:run_demo",
 }
 

@@ -130,3 +130,16 @@ def test_published_training_output_links_by_dataset_and_size(tmp_path):
                                                     TrainCost(sha, None, 120, 2.0, 900.0)]
     (row,) = selection_vs_full_rows(*collect_costs(run))
     assert row["full_finetune_usd"] == 2.0
+
+
+def test_full_finetuning_is_projected_from_uniform_runs_when_never_run():
+    sels = [_sel(budget=100), _sel("random", 100, scores=(), select_usd=0.5)]
+    # A Longest subset has longer examples than the pool: random runs are the projection's basis.
+    trains = [TrainCost("d", "longest", 100, 9.0, 900.0), TrainCost("d", "random", 100, 1.0, 100.0),
+              TrainCost("d", "random", 300, 2.0, 200.0)]
+    row = {r["strategy"]: r for r in selection_vs_full_rows(sels, trains)}["longest"]
+    assert row["full_finetune_projected"] is True
+    assert row["full_finetune_usd"] == pytest.approx(3.0 / 400 * 2000)
+    assert row["full_finetune_seconds"] == pytest.approx(300.0 / 400 * 2000)
+    measured = selection_vs_full_rows(sels, [*trains, TrainCost("d", "full", 2000, 50.0, 1.0)])[0]
+    assert measured["full_finetune_projected"] is False and measured["full_finetune_usd"] == 50.0

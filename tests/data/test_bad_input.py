@@ -55,7 +55,8 @@ CASES = {
     "wrong type": ([GOOD, GOOD | {"output": "b"}, {"instruction": "x", "output": 3}], ["--source", "alpaca"], (":3: ", "field 'output'", "expected a string")),
     "empty output": ([{**GOOD, "output": " \n\t"}], ["--source", "alpaca"], (":1: ", "field 'output'", "empty")),
     "empty instruction": ([GOOD, {"instruction": "  ", "output": "b"}], ["--source", "alpaca"], (":2: ", "field 'instruction'", "empty")),
-    "duplicate": ([GOOD, {**GOOD, "output": "other"}, {**GOOD, "output": "hi  "}], ["--source", "alpaca"], (":3: ", "field 'id'", "same content as line 1")),
+    # A duplicate before it does not hide a malformed record: duplicates are dropped, malformed ones stay fatal.
+    "missing field after a duplicate": ([GOOD, {**GOOD, "output": "hi  "}, {"instruction": "x"}], ["--source", "alpaca"], (":3: ", "field 'output'", "missing")),
     "too long": ([GOOD, {**GOOD, "output": "x" * 80}], ["--source", "alpaca", "--max-chars", "50"], (":2: ", "more than max_chars=50")),
     "not an object": ([GOOD, [1, 2]], ["--source", "alpaca"], (":2: ", "must be a JSON object")),
     "dolly field names": ([{"instruction": "q", "context": "", "category": "open_qa"}], ["--source", "dolly"], (":1: ", "field 'response'")),

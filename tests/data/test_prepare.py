@@ -104,6 +104,62 @@ def test_prepare_key_changes_with_every_input(tmp_path, monkeypatch):
     assert len(set(variants.values())) == len(variants)
 
 
+def test_token_statistics_of_a_big_pool_describe_its_smallest_ids(tmp_path, monkeypatch):
+    """Over `lengths.SAMPLE_SIZE` examples the statistics are those of the SAMPLE_SIZE smallest ids: the same
+    whatever the input order, and what counting those examples directly gives."""
+    monkeypatch.setattr(lengths, "SAMPLE_SIZE", 40)
+    monkeypatch.setattr("selbench.data.prepare.BATCH", 16)  # several batches, so the sample is really streamed
+    rows = [{"instruction": f"Question {i}: " + "why " * (i % 7), "output": "because " * (i % 23 + 1)} for i in range(300)]
+    tokens = []
+    for name, order in (("fwd", rows), ("rev", rows[::-1])):
+        prepare("alpaca", _jsonl(tmp_path / f"{name}.jsonl", order), tmp_path / name)
+        tokens.append(json.loads((tmp_path / name / "manifest.json").read_text())["tokens"])
+    assert tokens[0] == tokens[1]
+    assert tokens[0]["sample"]["n"] == 40 and tokens[0]["sample"]["of"] == 300
+    smallest = sorted(read_examples(tmp_path / "fwd"), key=lambda e: e.id)[:40]
+    assert tokens[0]["output"] == lengths.summarize(lengths.token_lengths([e.output for e in smallest]))
+    prompts = [e.instruction if not e.input else f"{e.instruction}\n\n{e.input}" for e in smallest]
+    assert tokens[0]["instruction_input"] == lengths.summarize(lengths.token_lengths(prompts))
+
+
+DUPLICATE_SOURCES = {
+    # source: (a record, the same content with other whitespace or extra fields, a different record)
+    "alpaca": ({"instruction": "Q", "input": "", "output": "A"}, {"instruction": "Q ", "output": "A\r\n"}, {"instruction": "Q", "output": "B"}),
+    "jsonl": ({"instruction": "Q", "output": "A"}, {"instruction": "Q", "output": "A", "extra": 1}, {"instruction": "R", "output": "A"}),
+    "dolly": ({"instruction": "Q", "context": "", "response": "A", "category": "qa"}, {"instruction": "Q", "context": "", "response": "A", "category": "other"}, {"instruction": "Q", "context": "c", "response": "A", "category": "qa"}),
+    "flan": ({"inputs": "Q", "targets": "A", "task": "t1"}, {"inputs": "Q", "targets": "A", "task": "t2"}, {"inputs": "Q2", "targets": "A", "task": "t1"}),
+    "evol": ({"instruction": "Q", "output": "A"}, {"instruction": "Q", "output": "A"}, {"instruction": "Q", "output": "C"}),
+    "parquet": ({"instruction": "Q", "output": "A"}, {"instruction": "Q", "output": " A"}, {"instruction": "P", "output": "A"}),
+}
+
+
+@pytest.mark.parametrize("source", sorted(DUPLICATE_SOURCES))
+def test_duplicates_are_dropped_and_counted_for_every_source(tmp_path, source):
+    """Issue 10 item 4: an exact duplicate (same content, so same id) stopped `data prepare` (exit 2) unless
+    --skip-invalid, which also swallows malformed records. Now it is dropped for every source, counted in the
+    manifest's `dropped` and reported on stderr; the first occurrence is kept."""
+    first, same, other = DUPLICATE_SOURCES[source]
+    rows = [first, other, same, same]
+    if source == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        src = tmp_path / "in.parquet"
+        pq.write_table(pa.Table.from_pylist([{"instruction": r["instruction"], "output": r["output"]} for r in rows]), src)
+    else:
+        src = _jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "DIR"
+    result = CliRunner().invoke(app, ["data", "prepare", "--source", source, "--input", str(src), "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = _last_json(result.stdout)
+    assert summary["n"] == 2 and summary["dropped"] == {"duplicate": 2} and summary["n_dropped"] == 2
+    assert "dropped 2 exact duplicate record(s)" in result.stderr and "line 3" in result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["dropped"] == {"duplicate": 2} and manifest["first_duplicate"]["line"] == 3
+    assert "same content as line 1" in manifest["first_duplicate"]["message"]
+    assert [e.instruction.strip() for e in read_examples(out)] == [first.get("instruction", first.get("inputs")), other.get("instruction", other.get("inputs"))]
+
+
 @pytest.mark.slow
 def test_prepare_packaged_sharegpt(tmp_path):
     """The whole packaged pool (~30 s on 2 CPU cores, mostly token counting)."""

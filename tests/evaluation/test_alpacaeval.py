@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from selbench.errors import InputError
 from selbench.evaluation import alpacaeval
-from selbench.evaluation.judge import JudgeClient, JudgeConfig, JudgeParseError
 from selbench.generation.server import BackgroundServer, create_app
+from selbench.llm.client import LLMClient, LLMConfig, ResponseParseError
 
 
 def _lp(**probs: float) -> list[dict]:
@@ -42,9 +42,9 @@ def test_weighted_preference_from_top_logprobs(top, expected):
 
 
 def test_weighted_preference_unparseable():
-    with pytest.raises(JudgeParseError):
+    with pytest.raises(ResponseParseError):
         alpacaeval.preference_from_top_logprobs(_lp(Both=0.5, _m=0.2))
-    with pytest.raises(JudgeParseError):
+    with pytest.raises(ResponseParseError):
         alpacaeval.parse_weighted_preference({"choices": [{"message": {"content": "m"}, "logprobs": None}]})
 
 
@@ -106,7 +106,7 @@ def test_order_switch_and_parser_reproduce_the_official_annotations(shared_data)
 
 def test_identical_outputs_are_a_draw_without_a_judge_call(judge_server):
     app, server = judge_server
-    client = JudgeClient(JudgeConfig(model="tiny-judge", base_url=server.base_url))
+    client = LLMClient(LLMConfig(model="tiny-judge", base_url=server.base_url))
     before = app.state.counts.get("chat", 0)
     prefs = alpacaeval.annotate_pairs(client, ["a", "b", "c"], ["same", "x", "same"], ["same", "y", "same"])
     assert prefs[0] == prefs[2] == 1.5 and prefs[1] is not None
@@ -181,7 +181,7 @@ def second_tiny_model_dir(tmp_path_factory):
 
 def test_annotate_pairs_maps_switched_verdicts_back(judge_server):
     _, server = judge_server
-    client = JudgeClient(JudgeConfig(model="tiny-judge", base_url=server.base_url))
+    client = LLMClient(LLMConfig(model="tiny-judge", base_url=server.base_url))
     instructions = [f"Say something about topic {i}." for i in range(6)]
     a = [f"answer a{i}" for i in range(6)]
     b = [f"a much longer answer b{i} with more words" for i in range(6)]
@@ -398,7 +398,7 @@ def test_head_to_head_study_protocol_judges_once_with_the_switch(judge_server, s
     by_text = {o["instruction"]: o["output"] for o in outputs}
     selected = [by_text[x] for x in instructions]
     randoms = {"s0": [r["output"] for r in rows]}
-    client = JudgeClient(JudgeConfig(model="tiny-judge", base_url=server.base_url))
+    client = LLMClient(LLMConfig(model="tiny-judge", base_url=server.base_url))
     study = alpacaeval.head_to_head(instructions, selected, randoms, client, protocol="study")
     assert study["protocol"] == "study" and client.stats.requests == 6  # once per instruction
     # the same verdicts as the plain AlpacaEval annotation with the random output as the reference
@@ -425,7 +425,7 @@ def test_fn_annotator_request_and_ranking_parse_follow_alpaca_eval():
     assert alpacaeval.parse_fn_ranking(call(ranked)) == 2.0
     assert alpacaeval.parse_fn_ranking(call(None, ranked.replace('"rank": 2', '"rank": 1'))) == 1.0
     for bad in ('{"ordered_models": [{"model": "m", "rank": 3}]}', '{"other": 1}', "not json"):
-        with pytest.raises(JudgeParseError):
+        with pytest.raises(ResponseParseError):
             alpacaeval.parse_fn_ranking(call(bad))
 
 
@@ -440,7 +440,7 @@ def test_fn_annotator_end_to_end_against_a_local_server(tiny_model_dir):
     instructions = [r["instruction"] for r in rows]
     try:
         with BackgroundServer(create_app(model, tok, "scripted")) as server:
-            client = JudgeClient(JudgeConfig(model="scripted", base_url=server.base_url))
+            client = LLMClient(LLMConfig(model="scripted", base_url=server.base_url))
             prefs = alpacaeval.annotate_pairs(
                 client, instructions, [r["output"] for r in rows], ["x"] * 8, annotator=alpacaeval.FN_ANNOTATOR
             )

@@ -161,7 +161,7 @@ def test_multi_set_headline_is_the_mean_of_the_sets_not_the_pooled_rate():
 
 def test_adversarial_run_reports_the_mean_of_its_sets(tiny_model, tmp_path):
     import selbench.evaluation.llmbar as llmbar
-    from selbench.store import StepStore
+    from selbench.store import ShardProgress, StepStore
 
     sizes = {"GPTInst": 1, "GPTOut": 2, "Manual": 3, "Neighbor": 4}
     for name, size in sizes.items():
@@ -173,8 +173,8 @@ def test_adversarial_run_reports_the_mean_of_its_sets(tiny_model, tmp_path):
                     llmbar.loaded_model_fingerprint(*tiny_model), hashes)
     judged = [{"label": 1, "choice_original": c, "choice_swapped": c, "set": name}
               for name in sets for c in [1 if name == "GPTInst" else 2] * sizes[name]]
-    (StepStore().partial_dir("eval:llmbar", key) / "shard-00000.jsonl").write_text(
-        "".join(json.dumps(r) + "\n" for r in judged))
+    ShardProgress(StepStore().partial_dir("eval:llmbar", key), len(judged), llmbar.SHARD_SIZE, fmt="json").save(
+        0, {"records": judged, "tokens": 0, "seconds": 0.0})
     out = evaluate(tiny_model, "adversarial", method="logprob", data_dir=tmp_path)
     assert out["key"] == key and {k: v["n"] for k, v in out["per_set"].items()} == sizes
     assert out["accuracy"] == pytest.approx(1 / 4) and out["agreement"] == 1.0  # mean of sets (1, 0, 0, 0)
@@ -329,7 +329,7 @@ def test_model_spec_key_follows_the_model_files(tiny_model_dir, shared_data, tmp
 
 def test_interrupted_run_resumes_from_saved_shards(tiny_model, shared_data, monkeypatch):
     import selbench.evaluation.llmbar as llmbar
-    from selbench.store import StepStore
+    from selbench.store import ShardProgress, StepStore
 
     monkeypatch.setattr(llmbar, "SHARD_SIZE", 1)
     data = shared_data / "llmbar"
@@ -339,7 +339,7 @@ def test_interrupted_run_resumes_from_saved_shards(tiny_model, shared_data, monk
     # A shard finished before the interruption (marked so we can see it was reused, not recomputed).
     label = sets["Natural"][0]["label"]
     done = {"label": label, "choice_original": label, "choice_swapped": label, "set": "Natural", "marker": True}
-    (StepStore().partial_dir("eval:llmbar", key) / "shard-00000.jsonl").write_text(json.dumps(done) + "\n")
+    ShardProgress(StepStore().partial_dir("eval:llmbar", key), 2, 1, fmt="json").save(0, {"records": [done]})
     out = evaluate(tiny_model, "natural", method="logprob", limit=2, data_dir=data)
     rows = [json.loads(line) for line in (Path(out["path"]) / "results.jsonl").read_text().splitlines()]
     assert out["key"] == key and rows[0].get("marker") is True and "logprob_original" in rows[1]

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from selbench.errors import InputError
+from selbench.evaluation.base import read_items
 from selbench.evaluation.openllm import (
     SETTINGS,
     build_lm,
@@ -101,6 +102,10 @@ def test_evaluate_reports_mmlu_per_setting_through_lm_eval(tiny_model_dir, tmp_p
 
     a, b = subjects(board)
     assert board["mmlu"] == pytest.approx((a + b) / 2)
+    # Per-document items cover every subject; their subject means are the subjects' accuracies.
+    items = read_items(board["details"]["mmlu"]["path"])
+    assert [row["item"] for row in items] == [f"mmlu_a/{i}" for i in range(4)] + ["mmlu_b/0"]
+    assert np.mean([row["score"] for row in items[:4]]) == pytest.approx(a) and items[4]["score"] == b
     assert board["details"]["mmlu"]["aggregation"] == "subtask_mean" and board["details"]["mmlu"]["n_subtasks"] == 2
     assert board["details"]["mmlu"]["n"] == 5
     a, b = subjects(study)

@@ -11,7 +11,7 @@ import pytest
 from selbench.assets.fingerprint import model_fingerprint
 from selbench.generation.base import GenerationConfig
 from selbench.generation.cached import STEP, VERSION, cached_generate, generation_key_parts
-from selbench.store import StepStore, step_key
+from selbench.store import ShardProgress, StepStore, step_key
 
 PROMPTS = [[{"role": "user", "content": f"question {i}"}] for i in range(4)] + ["plain prompt"]
 CONFIG = GenerationConfig.greedy(max_new_tokens=4, batch_size=2)
@@ -40,12 +40,13 @@ def test_resumes_from_finished_shards(tiny_model_dir):
     step_config, inputs = generation_key_parts(model_fingerprint(tiny_model_dir), "unit", PROMPTS, CONFIG, "hf")
     key = step_key(STEP, VERSION, step_config, inputs)
     # A previous, interrupted run finished shard 0 (prompts 0-1); its outputs must be reused, not redone.
-    shard = store.partial_dir(STEP, key) / "shard-00000.json"
-    shard.write_text(json.dumps({"indices": [0, 1], "outputs": ["kept 0", "kept 1"]}))
+    shards = ShardProgress(store.partial_dir(STEP, key), len(PROMPTS), 2, fmt="json")
+    shards.save(0, {"outputs": ["kept 0", "kept 1"], "seconds": 5.0, "prompt_tokens": 7, "new_tokens": 3})
     result = cached_generate(tiny_model_dir, "unit", PROMPTS, CONFIG, store, shard_size=2)
     assert result.key == key
     assert result.outputs[:2] == ["kept 0", "kept 1"]
     assert result.stats["resumed_shards"] == 1
+    assert result.cost["wall_seconds"] >= 5.0  # the earlier run's time is charged once, with the step
     assert not (store.root / "partial" / STEP / key).exists()  # progress folder removed once complete
 
 

@@ -29,3 +29,25 @@ def pool_3k(tmp_path_factory) -> Path:
 def make_pool():
     """`make_pool(folder, n, seed)` -> a prepared pool folder."""
     return write_pool
+
+
+def write_chat_pool(folder: Path, n: int) -> Path:
+    """n short conversations on six topics (every fourth one has two turns); returns the folder."""
+    topics = ["cooking", "astronomy", "tax law", "poetry", "python", "gardening"]
+    examples = []
+    for i in range(n):
+        topic = topics[i % len(topics)]
+        messages = [{"role": "user", "content": f"Question {i} about {topic}?"},
+                    {"role": "assistant", "content": f"An answer about {topic}, number {i}."}]
+        if i % 4 == 0:
+            messages += [{"role": "user", "content": "Tell me more."}, {"role": "assistant", "content": "More."}]
+        examples.append(Example(instruction=messages[0]["content"], output=messages[1]["content"], messages=messages))
+    write_examples(examples, folder / "data.parquet")
+    (folder / "manifest.json").write_text(json.dumps({"sha256": rows_sha256(examples), "n": n}))
+    return folder
+
+
+@pytest.fixture
+def make_chat_pool():
+    """`make_chat_pool(folder, n)` -> a prepared pool of short conversations."""
+    return write_chat_pool

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 from selbench.cli.main import app
 from selbench.errors import InputError
 from selbench.hashing import sha256_lines
-from selbench.store import StepStore
 from selbench.selection.manifest import load_manifest, run_selection
 from selbench.selection.random import RandomStrategy
+from selbench.store import StepStore
 
 runner = CliRunner()
 
@@ -117,9 +117,31 @@ def test_strict_random_avoids_every_selection(pool_3k, tmp_path):
     taken = set(load_manifest(tmp_path / "longest.json")["ids"]) | set(load_manifest(tmp_path / "random.json")["ids"])
     assert not taken & set(manifest["ids"])
     assert manifest["overlap"] == {"longest": 0.0, "random": 0.0}
+    # An explicit reference budget says the selections were made at that budget or more.
     with pytest.raises(InputError, match="reference-budget") as info:
-        run_selection(pool_3k, "strict-random", 500, tmp_path / "s2.json", against=[tmp_path / "longest.json"])
+        run_selection(pool_3k, "strict-random", 500, tmp_path / "s2.json", params={"reference_budget": 2000},
+                      against=[tmp_path / "longest.json"])
     assert info.value.field == "budget"
+
+
+def test_strict_random_excludes_every_against_id_by_default(pool_3k, tmp_path):
+    """Issue 10 item 3: DESIGN.md's plain call (no --reference-budget) with a 300-example selection exited 2
+    (the default reference budget was 10,000); it samples from the examples no --against selection picked."""
+    longest, rand, strict = tmp_path / "longest.json", tmp_path / "random.json", tmp_path / "strict.json"
+    run_selection(pool_3k, "longest", 300, longest)
+    run_selection(pool_3k, "random", 2000, rand, seed=1)
+    result = runner.invoke(app, ["select", "strict-random", "--data", str(pool_3k), "--budget", "600", "--against",
+                                 str(longest), "--against", str(rand), "--out", str(strict), "--json"])
+    assert result.exit_code == 0, result.output
+    manifest = load_manifest(strict)
+    taken = set(load_manifest(longest)["ids"]) | set(load_manifest(rand)["ids"])
+    assert len(taken) > 2000 and not taken & set(manifest["ids"])  # all 2,000 random ids, not a prefix
+    assert manifest["params"] == {"reference_budget": None}
+    # The complement (3,000 minus the union) cannot hold a budget larger than itself: exit 2, budget named.
+    over = str(3000 - len(taken) + 1)
+    too_big = runner.invoke(app, ["select", "strict-random", "--data", str(pool_3k), "--budget", over, "--against",
+                                  str(longest), "--against", str(rand), "--out", str(tmp_path / "s.json")])
+    assert too_big.exit_code == 2 and "field 'budget'" in too_big.output and "lower --budget" in too_big.output
 
 
 def test_against_from_another_dataset_is_refused(pool_3k, tmp_path, make_pool):

@@ -31,6 +31,14 @@ def test_reference_budget_excludes_leading_ids_only():
     assert strict_random_pool(10, [ranked], 3).tolist() == [0, 1, 2, 3, 4, 5, 6]
 
 
+def test_default_excludes_every_id_of_every_selection():
+    ranked = np.array([9, 8, 7, 6, 5, 4])
+    assert strict_random_pool(10, [ranked, np.array([0])]).tolist() == [1, 2, 3]
+    picked = StrictRandomStrategy().select(Pool(n=10, against={"longest": ranked, "r": np.array([0])}), 3,
+                                           np.random.default_rng(0))
+    assert sorted(picked.indices.tolist()) == [1, 2, 3]
+
+
 def test_complement_smaller_than_budget_is_an_error():
     with pytest.raises(ComplementTooSmall, match="only 4 of 10"):
         sample_strict_random(10, 5, [np.arange(6)], 6, np.random.default_rng(0))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from selbench.errors import InputError
 from selbench.hashing import sha256_file, sha256_json, sha256_text
@@ -152,3 +153,12 @@ def _hub_snapshot(repo: str, revision: str | None) -> Path:
             f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
             field="model",
         ) from None
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """sha256 of a loaded tokenizer's full serialized definition (vocab, merges, normalizer, added tokens):
+    the one tokenizer hash for keys that depend on a tokenizer object rather than on its files."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        return sha256_text(backend.to_str())
+    return sha256_text(repr(sorted(tokenizer.get_vocab().items())))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from selbench.assets.spec import ModelSpec, adapter_base_spec, parse_spec
@@ -125,6 +126,12 @@ def load_tokenizer(spec: str | os.PathLike, **options: Any) -> Any:
     from transformers import AutoTokenizer
 
     opts = LoadOptions.from_kwargs(options)
+    folder = Path(spec).expanduser() if isinstance(spec, (str, os.PathLike)) and str(spec) else None
+    if folder is not None and folder.is_dir() and not (folder / "config.json").is_file() \
+            and not (folder / "adapter_config.json").is_file() \
+            and any((folder / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json")):
+        # A folder holding a tokenizer alone (no model): what `--tokenizer DIR` options point at.
+        return AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=opts.trust_remote_code)
     resolved = parse_spec(spec, opts.revision)
     common = {"trust_remote_code": opts.trust_remote_code}
     if resolved.kind == "asset":

@@ -56,10 +56,10 @@ def cost(
     # Wide enough for the tables when stdout is a file or a pipe (rich would assume 80 columns).
     console = Console() if sys.stdout.isatty() else Console(width=160)
     columns = {
-        "selection_per_1k": ("Selection cost per 1,000 pool examples (Table 2)",
+        "selection_per_1k": ("Selection cost per 1,000 pool examples (Table 6)",
                              ["dataset", "strategy", "pool_size", "n_selections", "scoring_usd", "selection_usd",
                               "usd_per_1k", "seconds_per_1k"]),
-        "selection_vs_full": ("Total selection cost vs fine-tuning on the full dataset (Table 6)",
+        "selection_vs_full": ("Total selection cost vs fine-tuning on the full dataset (Table 2; projected when no full run exists)",
                               ["dataset", "strategy", "n_selections", "total_selection_usd", "full_finetune_usd",
                                "ratio"]),
     }

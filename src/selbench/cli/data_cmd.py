@@ -38,7 +38,7 @@ def prepare(
     source: str = typer.Option(..., "--source", help="Loader: alpaca, dolly, flan, evol, sharegpt, jsonl, parquet, hf."),
     input: str = typer.Option(..., "--input", help="File path, hf://org/name (optionally @REVISION and :SPLIT), or a packaged pool (sharegpt)."),
     out: Path = typer.Option(..., "--out", help="Output folder (data.parquet + manifest.json)."),
-    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Drop invalid records (counted by reason) instead of stopping."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Drop invalid (malformed) records, counted by reason, instead of stopping. Exact duplicates are always dropped and counted."),
     max_per_task: int = typer.Option(DEFAULT_MAX_PER_TASK, "--max-per-task", help="FLAN: keep the first N examples of each task."),
     field: list[str] = typer.Option([], "--field", help="jsonl/parquet/hf field mapping CANONICAL=SOURCE (repeatable)."),
     max_chars: int = typer.Option(DEFAULT_MAX_CHARS, "--max-chars", help="Examples longer than this are invalid."),
@@ -60,6 +60,12 @@ def prepare(
         field_map=_parse_fields(field),
         max_chars=max_chars,
     )
+    duplicates = (result.get("dropped") or {}).get("duplicate", 0)
+    if duplicates:
+        first = result.get("first_duplicate") or {}
+        where = f" (first at line {first['line']}: {first['message']})" if first else ""
+        typer.echo(f"note: dropped {duplicates} exact duplicate record(s), same content as an earlier one{where}",
+                   err=True)
     keys = ("n", "n_dropped", "dropped", "sha256", "cached", "seconds", "out", "source", "input", "truncated")
     emit({k: result.get(k) for k in keys}, as_json, _human_prepare)
 
@@ -102,7 +108,9 @@ def _human_stats(result: dict[str, Any]) -> None:
     for reason, count in (result.get("dropped") or {}).items():
         console.print(f"  dropped {reason}: {count}")
     tokens = result.get("tokens") or {}
-    table = Table(title=f"token lengths ({tokens.get('tokenizer', '?')})")
+    sample = tokens.get("sample")
+    of = f"; a uniform sample of {sample['n']} of {sample['of']} examples" if sample else ""
+    table = Table(title=f"token lengths ({tokens.get('tokenizer', '?')}{of})")
     for col in ("", "count", "mean", "median", "p90", "max"):
         table.add_column(col)
     for part in ("instruction_input", "output"):

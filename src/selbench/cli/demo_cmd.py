@@ -1,9 +1,7 @@
-"""`selbench demo`: the embedded default study, offline, on CPU."""
+"""`selbench demo`: `selbench run configs/demo.yaml` (scaled by `--size`) + `selbench report`, offline."""
 
 from __future__ import annotations
 
-import contextlib
-import sys
 from pathlib import Path
 
 import typer
@@ -13,30 +11,40 @@ from selbench.cli.common import JsonOption, check_writable, emit, handle_errors
 
 @handle_errors
 def demo(
-    out: Path = typer.Option(Path("runs/demo"), "--out", help="Run folder."),
-    budget: int = typer.Option(32, "--budget", help="Examples per selection."),
-    quick: bool = typer.Option(False, "--quick", help="Data, selection and cost only: no fine-tuning or evaluation."),
-    ifeval_limit: int = typer.Option(8, "--ifeval-limit", help="IFEval prompts per model (0 skips)."),
+    size: str = typer.Option("small", "--size",
+                             help="small (the grid as shipped: a laptop CPU), medium or large (bigger subsample, "
+                                  "budgets and benchmark limits for a GPU or a many-core machine)."),
+    out: Path | None = typer.Option(None, "--out", help="Run folder (default: runs/demo, runs/demo-SIZE)."),
+    workers: int | None = typer.Option(None, "--workers", help="Most steps at once."),
+    progress: bool | None = typer.Option(None, "--progress/--no-progress",
+                                         help="Progress display with an ETA (default: on a terminal)."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Run a miniature "Chasing Random" study on the packaged ShareGPT pool and SmolLM2, and report it.
+    """Run the demo study (the packaged ShareGPT pool, SmolLM2-135M, Longest vs random baselines, IFEval,
+    LLMBar and the AlpacaEval head-to-head judged locally), then print its verdict and write its report.
+    Everything is cached: a second run is quick, an interrupted one resumes. Exit 1 when a cell failed.
 
     Examples:
 
       selbench demo
 
-      selbench demo --quick --json
+      selbench demo --size medium --json
     """
-    from selbench.runner.demo import DemoConfig, run_demo
+    from selbench.runner.demo import run_demo
 
     check_writable(out)
-    config = DemoConfig(out=out, budget=budget, train=not quick, ifeval_limit=0 if quick else ifeval_limit)
-    # Fine-tuning prints the HF Trainer's log dicts on stdout; stdout is reserved for the result.
-    with contextlib.redirect_stdout(sys.stderr):
-        report = run_demo(config)
-    result = {"report": report["report"], "markdown": report["markdown"], "seconds": report["seconds"]}
+    result = run_demo(size, out=out, progress=progress, workers=workers)
+    run = result["run"]
     if as_json:
-        emit(result, True)
-        return
-    typer.echo(Path(report["markdown"]).read_text(encoding="utf-8"))
-    typer.echo(f"report: {report['report']} ({report['seconds']:.0f} s)")
+        emit({"report": result["report"], "markdown": result["markdown"], "json": result["json"],
+              "seconds": round(result["seconds"], 1), "verdicts": result["verdicts"], "cells": run["cells"],
+              "failed": run["failed"], "cost_usd": run["cost_usd"], "run_dir": run["run_dir"]}, True)
+    else:
+        typer.echo(result["text"])
+        typer.echo(f"\n{run['cells']} cells ({run['failed']} failed), study cost ${run['cost_usd']:,.2f}, "
+                   f"{result['seconds']:.0f} s")
+        for failure in run["failures"]:
+            typer.echo(f"failed {failure['step']}: {failure['error']}")
+        typer.echo(f"report: {result['report']}")
+    if run["failed"]:
+        raise typer.Exit(1)

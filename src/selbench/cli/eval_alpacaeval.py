@@ -18,6 +18,7 @@ ANNOTATOR_HELP = (
     "(function-calling ranking; the study's head-to-head)."
 )
 URL_HELP = "OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1); default api.openai.com (needs $OPENAI_API_KEY)."
+KEY_ENV_HELP = "Environment variable holding the judge's API key (sent only as the bearer token; not needed on 127.0.0.1)."
 
 
 def _public(result: dict) -> dict:
@@ -73,6 +74,7 @@ def alpacaeval(
     subset: str = typer.Option("all", "--subset", help=SUBSET_HELP),
     max_new_tokens: int = typer.Option(512, "--max-new-tokens", help="Generation length for model specs."),
     workers: int = typer.Option(4, "--judge-workers", help="Concurrent judge requests."),
+    judge_api_key_env: str = typer.Option("OPENAI_API_KEY", "--judge-api-key-env", help=KEY_ENV_HELP),
     annotations_out: Path | None = typer.Option(None, "--annotations-out", help="Write annotations here."),  # noqa: UP007
     difficulty: str = typer.Option(
         "auto", "--difficulty", help="auto | official | estimate | path to instruction_difficulty.csv."
@@ -131,6 +133,7 @@ def alpacaeval(
         backend=backend,
         backend_options=backend_options(backend, backend_url, served_model),
         annotator=annotator,
+        judge_api_key_env=judge_api_key_env,
     )
     emit(_public(result), as_json)
 
@@ -148,6 +151,7 @@ def head_to_head(
     seed: int = typer.Option(0, "--seed", help="Seeds the per-instruction choice of random baseline."),
     max_new_tokens: int = typer.Option(512, "--max-new-tokens", help="Generation length for model specs."),
     workers: int = typer.Option(4, "--judge-workers", help="Concurrent judge requests."),
+    judge_api_key_env: str = typer.Option("OPENAI_API_KEY", "--judge-api-key-env", help=KEY_ENV_HELP),
     full_per_seed: bool = typer.Option(
         False,
         "--full-per-seed",
@@ -184,6 +188,7 @@ def head_to_head(
         full_per_seed=full_per_seed,
         protocol=protocol,
         annotator=annotator,
+        judge_api_key_env=judge_api_key_env,
     )
     emit(_public(result), as_json)
 

@@ -1,10 +1,14 @@
-"""`selbench select ...`: one command per strategy, plus `overlap` between manifests.
+"""`selbench select ...`: one command per registered strategy, plus `overlap` between manifests.
 
-Thin over `selbench.selection.manifest.run_selection` and `selbench.analysis.overlap`.
+The strategy commands are generated from the `STRATEGIES` registry (`selbench.cli.registry_cmds`): each
+field of a strategy's dataclass is an option. Thin over `selbench.selection.manifest.run_selection` and
+`selbench.analysis.overlap`.
 """
 
 from __future__ import annotations
 
+import inspect
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +16,7 @@ from typing import Any
 import typer
 
 from selbench.cli.common import JsonOption, check_writable, emit, handle_errors
+from selbench.cli.registry_cmds import JSON_PARAM, SELECT_COMMON, config_options, make_command, summary_line
 
 app = typer.Typer(
     help=(
@@ -62,70 +67,45 @@ def _run(strategy: str, data: Path, budget: int | None, seed: int, out: Path, as
     emit(result, as_json)
 
 
-@app.command("longest")
-@handle_errors
-def longest(
-    data: Path = DataOption,
-    budget: int = BudgetOption,
-    out: Path = OutOption,
-    seed: int = SeedOption,
-    unit: str = typer.Option("chars", "--unit", help="Length unit: chars (the study's) or tokens."),
-    tokenizer: str | None = typer.Option(None, "--tokenizer", help="Tokenizer folder or model spec (--unit tokens)."),
-    prices: Path | None = PricesOption,
-    as_json: bool = JsonOption,
-) -> None:
-    """The examples with the longest responses (ties: as the study, a --seed shuffle then a stable sort)."""
-    _run("longest", data, budget, seed, out, as_json, prices, params={"unit": unit, "tokenizer": tokenizer})
+def _strategy_command(name: str) -> None:
+    """Mount `selbench select <name>` with the strategy's fields as options."""
+    from selbench.selection.base import STRATEGIES
+
+    cls = STRATEGIES.get(name)
+    needs_budget = getattr(cls, "needs_budget", True)
+    common = [
+        inspect.Parameter("data", inspect.Parameter.KEYWORD_ONLY, default=DataOption, annotation=Path),
+        inspect.Parameter("budget", inspect.Parameter.KEYWORD_ONLY, annotation=int | None,
+                          default=BudgetOption if needs_budget else typer.Option(
+                              None, "--budget", help=getattr(cls, "budget_help",
+                                                             "Must equal the pool size when given."))),
+        inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=OutOption, annotation=Path),
+        inspect.Parameter("seed", inspect.Parameter.KEYWORD_ONLY, default=SeedOption, annotation=int),
+    ]
+    if getattr(cls, "uses_against", False):
+        common.append(inspect.Parameter("against", inspect.Parameter.KEYWORD_ONLY, default=AgainstOption,
+                                        annotation=list[Path]))
+    common += [inspect.Parameter("prices", inspect.Parameter.KEYWORD_ONLY, default=PricesOption,
+                                 annotation=Path | None), JSON_PARAM]
+
+    def body(options: dict[str, Any], params: dict[str, Any]) -> None:
+        _run(name, options["data"], options["budget"], options["seed"], options["out"], options["as_json"],
+             options["prices"], params=params, against=options.get("against"))
+
+    command = make_command(name, summary_line(cls), common, config_options(cls, SELECT_COMMON), body)
+    app.command(name)(command)
 
 
-@app.command("random")
-@handle_errors
-def random(
-    data: Path = DataOption,
-    budget: int = BudgetOption,
-    out: Path = OutOption,
-    seed: int = SeedOption,
-    against: list[Path] = AgainstOption,
-    max_overlap: float = typer.Option(0.3, "--max-overlap", help="Allowed overlap (shared / budget) per --against."),
-    max_tries: int = typer.Option(2000, "--max-tries", help="Draws before falling back, with several --against."),
-    prices: Path | None = PricesOption,
-    as_json: bool = JsonOption,
-) -> None:
-    """A uniform random subset; with --against, conditioned on overlap <= --max-overlap with each."""
-    _run("random", data, budget, seed, out, as_json, prices,
-         params={"max_overlap": max_overlap, "max_tries": max_tries}, against=against)
+def _mount_strategies() -> None:
+    from selbench.selection.base import STRATEGIES
 
-
-@app.command("strict-random")
-@handle_errors
-def strict_random(
-    data: Path = DataOption,
-    budget: int = BudgetOption,
-    out: Path = OutOption,
-    seed: int = SeedOption,
-    against: list[Path] = AgainstOption,
-    reference_budget: int = typer.Option(10_000, "--reference-budget",
-                                         help="Leading ids of each --against selection to exclude."),
-    prices: Path | None = PricesOption,
-    as_json: bool = JsonOption,
-) -> None:
-    """A uniform random subset of the examples none of the --against selections picked."""
-    _run("strict-random", data, budget, seed, out, as_json, prices,
-         params={"reference_budget": reference_budget}, against=against)
-
-
-@app.command("full")
-@handle_errors
-def full(
-    data: Path = DataOption,
-    out: Path = OutOption,
-    budget: int | None = typer.Option(None, "--budget", help="Must equal the pool size when given."),
-    seed: int = SeedOption,
-    prices: Path | None = PricesOption,
-    as_json: bool = JsonOption,
-) -> None:
-    """The whole pool, in dataset order."""
-    _run("full", data, budget, seed, out, as_json, prices)
+    for name in STRATEGIES.names():
+        if name == "overlap":
+            continue
+        try:
+            _strategy_command(name)
+        except Exception as exc:  # a broken plug-in must not take the whole CLI down
+            logging.getLogger(__name__).warning("strategy %r has no command: %s", name, exc)
 
 
 @app.command("overlap")
@@ -158,3 +138,6 @@ def overlap(
         for row in names:
             table.add_row(row, *(f"{matrix[row][col]:.3f}" for col in names))
         console.print(table)
+
+
+_mount_strategies()

@@ -1,20 +1,23 @@
 """The study's cost tables, from the cost records of a run folder.
 
-Diddee & Ippolito price every step at 8 USD per hour of their whole node and report (their Table 2) the cost
-of selecting with each strategy per 1,000 examples of the pool, and (Table 6) the total selection cost next
-to the cost of fine-tuning on the full dataset. Their point: scoring touches every example of the pool, so
+Diddee & Ippolito price every step at 8 USD per hour of their whole node and report (their Table 6) the
+wall-clock cost of selecting with each strategy per 1,000 examples of the pool, and (their Table 2) the total
+selection cost in USD next to the cost of fine-tuning on the full dataset. Their point: scoring touches every example of the pool, so
 selection cost grows with the pool, not with the budget.
 
 Assumptions (documented because the tables depend on them):
 
 * Scoring is counted once per (dataset, scorer config key), with the cost recorded by the run that
-  computed it, however many budgets and manifests reuse it.
+  computed it, however many budgets and manifests reuse it; so is every prerequisite step a manifest lists
+  (`prerequisites`: Cherry's embeddings, pre-experienced data and pre-experienced model).
 * A selection is identified by (dataset, strategy, params, budget, seed); copies of the same manifest count
   once. Its own cost is the "select" step's record (picking ids once the scores exist).
-* Table 2: per 1,000 examples = (scoring + mean cost of one selection) / (pool size / 1000).
-* Table 6: total = scoring + every selection of that strategy; fine-tuning on the full dataset is the mean
+* Table 6: per 1,000 examples = (scoring + mean cost of one selection) / (pool size / 1000).
+* Table 2: total = scoring + every selection of that strategy; fine-tuning on the full dataset is the mean
   cost of the "train" records whose selection is the `full` strategy (or covers the whole pool) on that
-  dataset; absent such records the column is empty.
+  dataset. Absent such records it is *projected* from the measured runs on that dataset: their cost per
+  training example times the pool size (random and strict-random runs are preferred, since a uniform
+  subset has the pool's mean length; a Longest subset would overstate it), and marked projected.
 
 `collect_costs` reads the folder; `selection_cost_rows` and `selection_vs_full_rows` are pure.
 """
@@ -92,6 +95,26 @@ def _select_part(cost: dict[str, Any]) -> dict[str, Any]:
     return cost
 
 
+def manifest_selection_cost(manifest: dict[str, Any], prices: PriceSheet | None = None) -> SelectionCost:
+    """The cost facts of one selection manifest (`strategy`, `budget`, `dataset`, `scores`, `cost`)."""
+    part = _select_part(manifest.get("cost") or {})
+    # Scores and the prerequisite steps a strategy ran first (Cherry's embeddings, clusters, trained model)
+    # are each counted once per key, however many selections reuse them.
+    used = [*(manifest.get("scores") or {}).values(), *(manifest.get("prerequisites") or {}).values()]
+    scores = tuple(
+        (info.get("config_key") or info["key"], price_usd(info.get("cost") or {}, prices),
+         float((info.get("cost") or {}).get("wall_seconds", 0.0)))
+        for info in used
+    )
+    dataset = manifest["dataset"]
+    return SelectionCost(
+        dataset=dataset.get("sha256", ""), dataset_name=Path(str(dataset.get("path", "?"))).name,
+        pool_size=int(dataset.get("n") or 0), strategy=manifest["strategy"], budget=int(manifest["budget"]),
+        identity=canonical_json([manifest["strategy"], manifest.get("params"), manifest["budget"], manifest.get("seed")]),
+        select_usd=price_usd(part, prices), select_seconds=float(part.get("wall_seconds", 0.0)), scores=scores,
+    )
+
+
 def _selections(deduped: list[SelectionCost]) -> dict[tuple[str, str], list[SelectionCost]]:
     groups: dict[tuple[str, str], dict[str, SelectionCost]] = defaultdict(dict)
     for sel in deduped:
@@ -105,7 +128,7 @@ def _scoring(sels: list[SelectionCost]) -> tuple[float, float]:
 
 
 def selection_cost_rows(selections: list[SelectionCost]) -> list[dict[str, Any]]:
-    """Table 2: selection cost per 1,000 pool examples, per (dataset, strategy).
+    """Table 6: selection cost (wall clock and USD) per 1,000 pool examples, per (dataset, strategy).
 
     >>> sel = SelectionCost("d", "alpaca", 2000, "longest", 100, "a", 1.0, 1.0, (("k", 3.0, 9.0),))
     >>> selection_cost_rows([sel, sel])[0]["usd_per_1k"]
@@ -129,30 +152,68 @@ def selection_cost_rows(selections: list[SelectionCost]) -> list[dict[str, Any]]
     return rows
 
 
-def selection_vs_full_rows(selections: list[SelectionCost], trains: list[TrainCost]) -> list[dict[str, Any]]:
-    """Table 6: total selection cost per (dataset, strategy) next to full-dataset fine-tuning cost.
+def selection_vs_full_rows(
+    selections: list[SelectionCost],
+    trains: list[TrainCost],
+    projected: dict[str, tuple[float, float]] | None = None,
+) -> list[dict[str, Any]]:
+    """Table 2: total selection cost per (dataset, strategy) next to full-dataset fine-tuning cost
+    (measured, or projected from the measured runs' cost per example; see the module docstring).
+
+    `projected` (dataset sha256 -> (usd, seconds)) replaces that per-example projection where it is given,
+    e.g. with the run's own token-based projection (`full_train_cost_usd_projected` of its results table),
+    so that Table 2 and the verdict table compare against the same number.
 
     >>> sel = SelectionCost("d", "alpaca", 2000, "longest", 100, "a", 1.0, 1.0, (("k", 3.0, 9.0),))
     >>> row = selection_vs_full_rows([sel], [TrainCost("d", "full", 2000, 8.0, 3600.0)])[0]
-    >>> row["total_selection_usd"], row["full_finetune_usd"], row["ratio"]
-    (4.0, 8.0, 0.5)
+    >>> row["total_selection_usd"], row["full_finetune_usd"], row["ratio"], row["full_finetune_projected"]
+    (4.0, 8.0, 0.5, False)
+    >>> row = selection_vs_full_rows([sel], [TrainCost("d", "random", 100, 0.2, 90.0)])[0]
+    >>> round(row["full_finetune_usd"], 6), row["full_finetune_projected"], row["full_finetune_seconds"]
+    (4.0, True, 1800.0)
     """
     pool = {s.dataset: s.pool_size for s in selections}
     full: dict[str, list[float]] = defaultdict(list)
     for t in trains:
         if t.strategy == "full" or (t.n_examples is not None and t.n_examples == pool.get(t.dataset)):
             full[t.dataset].append(t.usd)
+    full_seconds: dict[str, list[float]] = defaultdict(list)
+    for t in trains:
+        if t.strategy == "full" or (t.n_examples is not None and t.n_examples == pool.get(t.dataset)):
+            full_seconds[t.dataset].append(t.seconds)
+    projected_by = projected or {}
     rows = []
     for (dataset, strategy), sels in _selections(selections).items():
         score_usd, _ = _scoring(sels)
         total = score_usd + sum(s.select_usd for s in sels)
-        full_usd = sum(full[dataset]) / len(full[dataset]) if full.get(dataset) else None
+        projected = False
+        if full.get(dataset):
+            full_usd = sum(full[dataset]) / len(full[dataset])
+            full_s = sum(full_seconds[dataset]) / len(full_seconds[dataset])
+        elif projected_by and dataset in projected_by:
+            full_usd, full_s = projected_by[dataset]
+            projected = True
+        else:
+            full_usd, full_s = _project_full(dataset, pool.get(dataset, 0), trains)
+            projected = full_usd is not None
         rows.append({
             "dataset": sels[0].dataset_name, "dataset_sha256": dataset, "strategy": strategy,
             "n_selections": len(sels), "total_selection_usd": total, "full_finetune_usd": full_usd,
+            "full_finetune_seconds": full_s, "full_finetune_projected": projected,
             "ratio": total / full_usd if full_usd else None,
         })
     return rows
+
+
+def _project_full(dataset: str, pool_size: int, trains: list[TrainCost]) -> tuple[float | None, float | None]:
+    """(usd, seconds) of fine-tuning on all `pool_size` examples, from measured runs' cost per example."""
+    measured = [t for t in trains if t.dataset == dataset and t.n_examples and t.seconds > 0]
+    uniform = [t for t in measured if t.strategy in ("random", "strict-random")]
+    basis = uniform or measured
+    if not basis or not pool_size:
+        return None, None
+    n = sum(t.n_examples or 0 for t in basis)
+    return sum(t.usd for t in basis) / n * pool_size, sum(t.seconds for t in basis) / n * pool_size
 
 
 def _json_files(run_dir: Path) -> Iterator[tuple[Path, Any]]:
@@ -199,19 +260,7 @@ def collect_costs(run_dir: str | Path, prices: PriceSheet | None = None) -> tupl
     for path, obj in files:
         if not (isinstance(obj, dict) and all(f in obj for f in _MANIFEST_FIELDS)):
             continue
-        cost = obj.get("cost") or {}
-        part = _select_part(cost)
-        scores = tuple(
-            (info["config_key"], price_usd(info.get("cost") or {}, prices), float((info.get("cost") or {}).get("wall_seconds", 0.0)))
-            for info in (obj.get("scores") or {}).values()
-        )
-        dataset = obj["dataset"]
-        sel = SelectionCost(
-            dataset=dataset.get("sha256", ""), dataset_name=Path(str(dataset.get("path", "?"))).name,
-            pool_size=int(dataset.get("n") or 0), strategy=obj["strategy"], budget=int(obj["budget"]),
-            identity=canonical_json([obj["strategy"], obj.get("params"), obj["budget"], obj.get("seed")]),
-            select_usd=price_usd(part, prices), select_seconds=float(part.get("wall_seconds", 0.0)), scores=scores,
-        )
+        sel = manifest_selection_cost(obj, prices)
         selections.append(sel)
         for key in (obj["ids_sha256"], obj.get("select_key"), str(path), str(path.resolve())):
             if key:

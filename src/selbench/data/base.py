@@ -23,7 +23,8 @@ DEFAULT_MAX_CHARS = 100_000
 DEFAULT_MAX_PER_TASK = 50
 
 # Drop reasons (manifest `dropped` keys). INVALID ones mean the input is not what it claims to be: they stop
-# `prepare` unless --skip-invalid. The rest are a source's own filters and are always dropped and counted.
+# `prepare` unless --skip-invalid. The rest are filters, always dropped and counted: a source's own, and
+# exact duplicates (same content, so same id), which real instruction sets often hold.
 MALFORMED_JSON = "malformed_json"
 NON_UTF8 = "non_utf8"
 MISSING_FIELD = "missing_field"
@@ -34,7 +35,7 @@ TOO_LONG = "too_long"
 DUPLICATE = "duplicate"
 TRUNCATED = "truncated"
 INVALID_REASONS = frozenset(
-    {MALFORMED_JSON, NON_UTF8, MISSING_FIELD, WRONG_TYPE, EMPTY_INSTRUCTION, EMPTY_OUTPUT, TOO_LONG, DUPLICATE, TRUNCATED}
+    {MALFORMED_JSON, NON_UTF8, MISSING_FIELD, WRONG_TYPE, EMPTY_INSTRUCTION, EMPTY_OUTPUT, TOO_LONG, TRUNCATED}
 )
 
 

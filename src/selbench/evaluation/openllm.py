@@ -35,14 +35,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from selbench.errors import InputError
+from selbench.evaluation.base import METRICS_FILE, write_items
+from selbench.step import Step
 
 log = logging.getLogger(__name__)
 
 STEP = "eval:openllm"
-VERSION = 1
+VERSION = 2  # 2: the step folder also holds metrics.json and items.jsonl (results.json unchanged)
 OPENLLM_TASKS = ("mmlu", "arc_easy", "arc_challenge", "winogrande", "truthfulqa_mc1", "truthfulqa_mc2", "hellaswag")
 ALIASES = {"truthfulqa": ("truthfulqa_mc1", "truthfulqa_mc2"), "arc": ("arc_easy", "arc_challenge")}
 
@@ -184,11 +186,12 @@ def build_lm(model: Any, tokenizer: Any, batch_size: int, max_length: int | None
 
 
 def run_task(lm: Any, task: str, *, num_fewshot: int | None, limit: int | None, manager: Any,
-             log_samples: bool = False) -> dict[str, Any]:
+             log_samples: bool = False, item_metric: str | None = None) -> dict[str, Any]:
     """One `simple_evaluate` call; returns its JSON-safe parts (results, configs, n-samples, versions).
 
     With `log_samples`, also `loglikelihoods`: per subtask, per document id, the log-likelihood of each
-    choice (multiple-choice tasks).
+    choice (multiple-choice tasks). With `item_metric`, also `items`: per subtask, per document id, that
+    metric's per-document value (filter "none"), or None for a subtask whose values are not numbers.
     """
     import lm_eval
 
@@ -197,7 +200,7 @@ def run_task(lm: Any, task: str, *, num_fewshot: int | None, limit: int | None, 
                          field="tasks")
     try:
         out = lm_eval.simple_evaluate(model=lm, tasks=[task], num_fewshot=num_fewshot, limit=limit,
-                                      task_manager=manager, log_samples=log_samples)
+                                      task_manager=manager, log_samples=log_samples or item_metric is not None)
     except ConnectionError as exc:  # `datasets` raises this subclass of OSError when the hub is unreachable
         raise RuntimeError(f"task {task!r} could not load its data ({exc}); lm-eval's tasks read their data from "
                            "the hub: go online, or run local task definitions with --include-path") from exc
@@ -208,7 +211,25 @@ def run_task(lm: Any, task: str, *, num_fewshot: int | None, limit: int | None, 
             name: {int(s["doc_id"]): [float(r[0]) for r in s["filtered_resps"]] for s in samples}
             for name, samples in out.get("samples", {}).items()
         }
+    if item_metric is not None:
+        raw["items"] = {name: _sample_values(samples, item_metric) for name, samples in out.get("samples", {}).items()}
     return raw
+
+
+def _sample_values(samples: Sequence[Mapping[str, Any]], metric: str) -> dict[int, float] | None:
+    """{doc id: the sample's `metric`} for lm-eval's logged samples (filter "none"); None when a value is not a
+    number (corpus-level metrics such as BLEU log per-document tuples, not scores)."""
+    import numbers
+
+    values = {}
+    for sample in samples:
+        if sample.get("filter", "none") != "none":
+            continue
+        value = sample.get(metric)
+        if not isinstance(value, numbers.Real):
+            return None
+        values[int(sample["doc_id"])] = float(value)
+    return values
 
 
 def _n_docs(raw: Mapping[str, Any]) -> int:
@@ -238,10 +259,6 @@ def evaluate(model: Any, tasks: str | Sequence[str] = ",".join(OPENLLM_TASKS), *
     aggregation ("lm_eval", or "subtask_mean" with `n_subtasks`), shots, n, all lm-eval metrics, cached),
     `setting` and `seconds`.
     """
-    from selbench.cost import CostMeter
-    from selbench.generation.judge_model import load_judge, model_identity
-    from selbench.store import StepStore
-
     if setting not in SETTINGS:
         raise InputError(f"setting {setting!r} is not one of {sorted(SETTINGS)}", field="setting")
     if limit is not None and (not isinstance(limit, int) or limit < 1):
@@ -252,30 +269,19 @@ def evaluate(model: Any, tasks: str | Sequence[str] = ",".join(OPENLLM_TASKS), *
     unknown = [t for t in names if t not in manager.all_tasks]
     if unknown:
         raise InputError(f"unknown lm-eval task(s) {unknown} (local definitions: --include-path DIR)", field="tasks")
-    spec, fingerprint = model_identity(model)
-    inputs = cache_inputs(fingerprint, include_path)
-    store = store or StepStore()
+    from selbench.generation.cached import key_or_input_error
+
+    loaded = isinstance(model, (tuple, list)) and len(model) == 2
+    shared: dict[str, Any] = {"manager": manager}  # one task index and one loaded model for all the tasks
     started = time.time()
-    lm = None
     out: dict[str, Any] = {}
     details: dict[str, Any] = {}
     for task in names:
-        def compute(tmp: Path, task: str = task) -> dict[str, Any]:
-            nonlocal lm
-            if lm is None:  # load only when some task is not cached
-                lm = build_lm(*load_judge(model), batch_size, chosen.max_length)
-            with CostMeter(f"{STEP}:{task}") as meter:
-                raw = run_task(lm, task, num_fewshot=chosen.num_fewshot(task), limit=limit, manager=manager)
-            (tmp / "results.json").write_text(json.dumps(raw, indent=2, sort_keys=True), encoding="utf-8")
-            stats: dict[str, Any] = {}
-            if chosen.aggregation(task) == "subtask_mean":
-                stats["value"], stats["n_subtasks"] = subtask_mean(raw, task, chosen.metric(task))
-            else:
-                stats["value"] = headline(raw["results"], task, chosen.metric(task))
-            return {**stats, "n": _n_docs(raw), "metrics": raw["results"].get(task, {}), "model_spec": spec,
-                    "cost": meter.record.to_dict()}
-
-        result = store.run(STEP, VERSION, cache_config(task, chosen, limit, batch_size), inputs, compute)
+        step = OpenLLMStep("<in-memory>" if loaded else str(model), task, setting, limit,
+                           None if include_path is None else str(include_path), batch_size,
+                           loaded=tuple(model) if loaded else None, shared=shared)
+        key_or_input_error(step)
+        result = step.run(store)
         out[task] = result.stats["value"]
         details[task] = {"metric": chosen.metric(task), "aggregation": chosen.aggregation(task),
                          "num_fewshot": chosen.num_fewshot(task), "n": result.stats["n"],
@@ -283,3 +289,104 @@ def evaluate(model: Any, tasks: str | Sequence[str] = ",".join(OPENLLM_TASKS), *
         if "n_subtasks" in result.stats:
             details[task]["n_subtasks"] = result.stats["n_subtasks"]
     return {**out, "details": details, "setting": setting, "seconds": round(time.time() - started, 3)}
+
+
+@dataclass(frozen=True)
+class OpenLLMStep(Step):
+    """One lm-eval task on one model under a named setting: the `eval:openllm` step.
+
+    Args:
+        model: model spec (`"<in-memory>"` with `loaded`).
+        task: one lm-eval task or group name (aliases already expanded: `parse_tasks`).
+        setting: "study" or "leaderboard" (`SETTINGS`: shots, headline metric, max length, aggregation).
+        limit: documents per (sub)task (None: all).
+        include_path: a folder of local task definitions (hashed into the key).
+        batch_size: HFLM batch size.
+        loaded: (not in the key, not pickled) an already-loaded (model, tokenizer) pair.
+        shared: (not in the key, not pickled) a dict the steps of one `evaluate` call share, so that the task
+            index is built and the model is loaded once for all their tasks.
+
+    Key: `cache_config` (task, setting, shots, metric, aggregation, max length, limit, batch size, lm-eval's
+    version) and `cache_inputs` (the model's fingerprint, the local task folder's hash). Outputs in the store
+    folder: `results.json` (lm-eval's results, configs, versions, n-samples), `metrics.json` (`value`: the
+    setting's headline, `metric`, `aggregation`, `n`, lm-eval's metrics for the task) and `items.jsonl`: one
+    row per document, `item` = "<leaf task>/<doc id>", `score` = that document's headline metric (for MMLU
+    every subject's documents; for TruthfulQA MC2 the document's MC2 score), `task`. Corpus-level metrics
+    (BLEU and the like) have no per-document score: their `items.jsonl` is empty and `metrics.json` says
+    `items: "unavailable"`.
+    """
+
+    model: str
+    task: str
+    setting: str = "study"
+    limit: int | None = None
+    include_path: str | None = None
+    batch_size: int = 8
+    loaded: tuple[Any, Any] | None = field(default=None, compare=False, repr=False)
+    shared: dict[str, Any] | None = field(default=None, compare=False, repr=False, hash=False)
+
+    name: ClassVar[str] = STEP
+    VERSION: ClassVar[int] = VERSION
+    resources: ClassVar[Mapping[str, float]] = {"cpus": 2, "gpus": 0, "memory_gb": 8}
+
+    def __post_init__(self) -> None:
+        if self.setting not in SETTINGS:
+            raise InputError(f"setting {self.setting!r} is not one of {sorted(SETTINGS)}", field="setting")
+        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
+            raise InputError(f"limit {self.limit!r} must be an integer >= 1", field="limit")
+
+    def __getstate__(self) -> dict[str, Any]:  # never ship a loaded model or lm-eval objects
+        return {**self.__dict__, "loaded": None, "shared": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def config(self) -> dict[str, Any]:
+        return cache_config(self.task, SETTINGS[self.setting], self.limit, self.batch_size)
+
+    def inputs(self) -> dict[str, Any]:
+        from selbench.generation.cached import model_fingerprint_when_ready
+        from selbench.generation.judge_model import loaded_model_fingerprint
+        from selbench.hashing import sha256_json
+
+        if self.loaded is not None:
+            fingerprint = loaded_model_fingerprint(*self.loaded)
+        else:
+            fingerprint = sha256_json(model_fingerprint_when_ready(self.model))
+        return cache_inputs(fingerprint, self.include_path)
+
+    def describe(self) -> str:
+        return f"openllm {self.task} ({self.setting}) with {Path(self.model).name}"
+
+    def compute(self, tmp: Path, store: Any) -> dict[str, Any]:
+        from selbench.cost import CostMeter
+        from selbench.generation.judge_model import load_judge
+        from selbench.store import write_json_atomic
+
+        chosen, task = SETTINGS[self.setting], self.task
+        shared = self.shared if self.shared is not None else {}
+        if "manager" not in shared:
+            shared["manager"] = task_manager(self.include_path, [task])
+        if "lm" not in shared:  # loaded only when some task is not cached
+            shared["lm"] = build_lm(*(self.loaded or load_judge(self.model)), self.batch_size, chosen.max_length)
+        with CostMeter(f"{STEP}:{task}") as meter:
+            raw = run_task(shared["lm"], task, num_fewshot=chosen.num_fewshot(task), limit=self.limit,
+                           manager=shared["manager"], item_metric=chosen.metric(task))
+        per_task = raw.pop("items")
+        (tmp / "results.json").write_text(json.dumps(raw, indent=2, sort_keys=True), encoding="utf-8")
+        stats: dict[str, Any] = {}
+        if chosen.aggregation(task) == "subtask_mean":
+            stats["value"], stats["n_subtasks"] = subtask_mean(raw, task, chosen.metric(task))
+        else:
+            stats["value"] = headline(raw["results"], task, chosen.metric(task))
+        stats.update(n=_n_docs(raw), metrics=raw["results"].get(task, {}))
+        items = [{"item": f"{name}/{doc}", "score": value, "task": name}
+                 for name, values in sorted(per_task.items()) if values is not None
+                 for doc, value in sorted(values.items())]
+        unavailable = any(values is None for values in per_task.values())
+        write_json_atomic(tmp / METRICS_FILE, {**stats, "metric": chosen.metric(task),
+                                               "aggregation": chosen.aggregation(task),
+                                               **({"items": "unavailable"} if unavailable else {})})
+        write_items(tmp, [] if unavailable else items)
+        spec = "<in-memory>" if self.loaded is not None else self.model
+        return {**stats, "model_spec": spec, "cost": meter.record.to_dict()}

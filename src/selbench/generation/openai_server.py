@@ -9,8 +9,9 @@ Decoding maps onto the request: greedy = `temperature: 0`; sampling sends `tempe
 config's `seed` with every request (vLLM seeds each request's generator with it); `stop` is sent and the
 text is cut at the first stop string again (servers differ on whether they include it); `min_new_tokens`
 goes as vLLM's `min_tokens` extension field. Requests run concurrently (the server batches them), are
-retried on transient errors and cached per request on disk (`selbench.evaluation.judge.JudgeClient`), so
-an interrupted shard resumes without re-asking.
+retried on transient errors and cached per request on disk by the shared client (`selbench.llm.LLMClient`),
+so an interrupted shard resumes without re-asking. Errors name this backend's flags (`--backend-url`,
+`--served-model`), not the judge's.
 
 `model_spec` still names the model for the cache key (its fingerprint): it must be what the server serves.
 """
@@ -54,7 +55,7 @@ class OpenAIServerBackend:
         import os
         from urllib.parse import urlparse
 
-        from selbench.evaluation.judge import LOOPBACK_HOSTS, JudgeClient, JudgeConfig
+        from selbench.llm.client import LOOPBACK_HOSTS, LLMClient, LLMConfig
 
         url = urlparse(base_url)
         if url.scheme not in ("http", "https") or not url.hostname:
@@ -62,7 +63,7 @@ class OpenAIServerBackend:
                              field="backend-url")
         if url.hostname not in LOOPBACK_HOSTS and not os.environ.get(api_key_env):
             raise InputError(f"no API key: set ${api_key_env} for this server", path=base_url, field="backend-url")
-        probe = JudgeClient(JudgeConfig(model=served_model or "-", base_url=base_url, api_key_env=api_key_env))
+        probe = LLMClient(LLMConfig(model=served_model or "-", base_url=base_url, api_key_env=api_key_env))
         served = self._served_models(probe)
         if served_model is None:
             if len(served) != 1:
@@ -80,33 +81,18 @@ class OpenAIServerBackend:
                 field="served-model",
             )
         self.served_model = served_model
-        self.client = JudgeClient(
-            JudgeConfig(model=served_model, base_url=base_url, max_workers=max_workers, api_key_env=api_key_env),
+        self.client = LLMClient(
+            LLMConfig(model=served_model, base_url=base_url, max_workers=max_workers, api_key_env=api_key_env),
             cache_dir=cache_dir,
         )
         self.stats = {"prompt_tokens": 0, "new_tokens": 0}
 
     @staticmethod
     def _served_models(client: Any) -> list[str]:
-        import openai
-
         try:
-            return [m.id for m in client._openai().models.list()]
-        except openai.APIConnectionError as exc:
-            from selbench.evaluation.judge import _connect_failure
-
-            raise InputError(
-                f"no OpenAI-compatible server answers there ({_connect_failure(exc) or type(exc).__name__})",
-                path=client.config.endpoint,
-                field="backend-url",
-            ) from None
-        except openai.APIStatusError as exc:
-            raise InputError(
-                f"GET /models answered HTTP {exc.status_code}: not an OpenAI-compatible API root (the base URL "
-                "usually ends in /v1)",
-                path=client.config.endpoint,
-                field="backend-url",
-            ) from None
+            return client.list_models()
+        except InputError as exc:  # the shared client names the judge's flag; this is the backend's URL
+            raise _as_backend_error(exc) from None
 
     @staticmethod
     def request_params(config: GenerationConfig) -> dict[str, Any]:
@@ -129,11 +115,14 @@ class OpenAIServerBackend:
                     "the openai backend sends chat messages; this prompt is raw text", line=i + 1, field="prompt"
                 )
         before = (self.client.stats.prompt_tokens, self.client.stats.completion_tokens)
-        texts = self.client.judge_many(
-            prompts,
-            self.request_params(config),
-            parser=lambda response: response["choices"][0]["message"]["content"] or "",
-        )
+        try:
+            texts = self.client.judge_many(
+                prompts,
+                self.request_params(config),
+                parser=lambda response: response["choices"][0]["message"]["content"] or "",
+            )
+        except InputError as exc:
+            raise _as_backend_error(exc) from None
         if any(t is None for t in texts):
             raise InputError(
                 f"{sum(t is None for t in texts)} responses had no message content",
@@ -143,3 +132,9 @@ class OpenAIServerBackend:
         self.stats["prompt_tokens"] += self.client.stats.prompt_tokens - before[0]
         self.stats["new_tokens"] += self.client.stats.completion_tokens - before[1]
         return [truncate_at_stop(t, config.stop) for t in texts]
+
+
+def _as_backend_error(exc: InputError) -> InputError:
+    """The shared client's error with this backend's flag names (`--backend-url`, `--served-model`)."""
+    fields = {"judge-base-url": "backend-url", "judge": "served-model"}
+    return InputError(exc.message, path=exc.path, line=exc.line, field=fields.get(exc.field or "", exc.field))

@@ -2,7 +2,8 @@
 
 Routes (the subset of the OpenAI API that judges and evaluators use):
 `GET /v1/models`, `POST /v1/chat/completions` (messages through the model's chat template) and
-`POST /v1/completions` (raw prompt text), with `max_tokens`, `temperature` (0 = greedy; default 1.0 as
+`POST /v1/completions` (raw prompt text; with `echo: true, max_tokens: 0` the prompt's own token
+log-probabilities, as vLLM serves them: `generation/prompt_logprobs.py`), with `max_tokens`, `temperature` (0 = greedy; default 1.0 as
 in the OpenAI API), `top_p`, `stop`, `seed`, vLLM's `min_tokens`, and log-probabilities in OpenAI's response shapes:
 chat `choices[0].logprobs.content[i] = {token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}`
 (request `logprobs: true, top_logprobs: k`); completions `choices[0].logprobs = {tokens,
@@ -39,6 +40,7 @@ from typing import Any
 from starlette.requests import Request
 
 from selbench.generation.local_model import LocalModel
+from selbench.generation.prompt_logprobs import prompt_logprobs_response, wants_prompt_logprobs
 from selbench.generation.server_http import (
     ApiError,
     Cancelled,
@@ -221,6 +223,15 @@ def create_app(model: Any, tokenizer: Any, model_name: str, options: ServeOption
     async def completions(request: Request) -> Any:
         app.state.counts["completions"] += 1
         body = await guarded(request)
+        if wants_prompt_logprobs(body):  # echo + max_tokens 0: score the prompt (generation/prompt_logprobs.py)
+
+            def score(cancel: threading.Event) -> dict[str, Any]:
+                try:
+                    return prompt_logprobs_response(local, body, model_name, context=context)
+                except ValueError as exc:
+                    raise ApiError(400, str(exc)) from None
+
+            return await generate(request, score)
         rows, top_k = await asyncio.to_thread(text_prompts, body)
 
         def work(cancel: threading.Event) -> list[dict[str, Any]]:

@@ -57,9 +57,9 @@ def study_tables(report: Mapping[str, Any]) -> list[Table]:
         tables.append(records_table("IFEval (fractions)", report["ifeval"]))
     cost = report.get("cost", {})
     if cost.get("selection_per_1k"):
-        tables.append(records_table("Selection cost per 1,000 pool examples (the study's Table 2)", cost["selection_per_1k"]))
+        tables.append(records_table("Selection cost per 1,000 pool examples (the study's Table 6)", cost["selection_per_1k"]))
     if cost.get("selection_vs_full"):
-        tables.append(records_table("Selection cost vs full fine-tuning (the study's Table 6)", cost["selection_vs_full"]))
+        tables.append(records_table("Selection cost vs full fine-tuning (the study's Table 2; full fine-tuning projected when not run)", cost["selection_vs_full"]))
     return tables
 
 

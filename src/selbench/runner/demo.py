@@ -1,144 +1,145 @@
-"""The embedded default study: a miniature of "Chasing Random" that runs offline on a laptop CPU.
+"""`selbench demo`: the packaged demo grid (`configs/demo.yaml`) run with `selbench run`, then the report.
 
-One dataset (the packaged ShareGPT pool), one strategy (Longest, the study's cheapest and strongest)
-against its random baselines (three overlap-constrained seeds and a strict-random draw), LoRA on the
-packaged SmolLM2-135M-Instruct, IFEval on a few prompts, the cost of every step, and a report. Every step
-goes through the step store, so a second `selbench demo` is nearly free and an interrupted one resumes.
+    result = run_demo("small")      # runs/demo: the grid as shipped, offline, on a laptop CPU
+    result = run_demo("medium")     # runs/demo-medium: the same grid, scaled for a GPU or a many-core box
 
-At this scale the numbers answer nothing about real models; the demo shows the pipeline and its
-accounting end to end. Real studies change the budget, the model and the benchmark limits.
+The grid is a miniature of "Chasing Random" on the packaged ShareGPT pool and SmolLM2-135M-Instruct (see the
+file for its strategies and benchmarks). `--size` scales the same grid, nothing else: the subsample of each
+pool, the budgets, the training length, and the items and generation length of each benchmark. Every step
+goes through the step store, so a second demo is nearly free and an interrupted one resumes; the scaled grid
+that ran is kept in the run folder (`demo.yaml`; `grid.yaml` is it as resolved).
+
+Sizes, from the throughputs measured on SmolLM2-135M (`../shared/env/README.md`: LoRA ~105 training
+tokens/s and batched generation ~60-95 tokens/s on 2 CPU cores; a GPU is one to two orders faster):
+
+* small: the grid as shipped: 512 examples, budget 32, 8 items per benchmark: minutes of training per
+  cell on 2 CPU cores, the whole demo within about half an hour.
+* medium: 4,096 examples, budgets 128 and 256, 100 items per benchmark at 256 new tokens, training length
+  512: roughly 50x small's training tokens and 30x its generated tokens: hours on 2 cores, tens of
+  minutes on one GPU.
+* large: the whole pool (16,578), budgets 1,000, 2,000 and 4,000 (the study's scale), all 541 IFEval
+  prompts, all LLMBar instances, the study's 300 AlpacaEval instructions, training length 1,024: a GPU job.
+
+At every size the base model is SmolLM2-135M and its judge too: the report says the numbers show the
+machinery, not a finding.
 """
 
 from __future__ import annotations
 
-import logging
+import copy
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger(__name__)
+import yaml
+
+from selbench.errors import InputError
+from selbench.store import write_text_atomic
+
+DEMO_GRID = Path(__file__).with_name("demo.yaml")  # configs/demo.yaml, shipped inside the package
 
 
 @dataclass(frozen=True)
-class DemoConfig:
-    """Args:
-    out: run folder (data, selections, models, evaluations, report).
-    budget: examples per selection.
-    seeds: seeds of the overlap-constrained random baselines.
-    max_overlap: the study's bound on a random baseline's overlap with the strategy (0.3).
-    model: base model spec for fine-tuning and evaluation.
-    train: fine-tune (LoRA, `demo` preset) on Longest and on the first random seed.
-    max_length: training sequence length (tokens).
-    ifeval_limit: IFEval prompts per model (0 skips evaluation).
-    max_new_tokens: generation length for IFEval.
+class DemoSize:
+    """How far `--size` scales the demo grid.
+
+    Args:
+        pool: examples subsampled from each dataset (None: the whole pool); None for `small` keeps the grid's.
+        budgets: the budgets (None keeps the grid's).
+        max_length: training sequence length (None keeps the grid's).
+        items: items per benchmark (`ifeval`, `llmbar`, `alpacaeval`; None in the mapping: all of them).
+        max_new_tokens: generation length of `ifeval` and `alpacaeval` (None keeps the grid's).
+        out: default run folder.
     """
 
-    out: Path = Path("runs/demo")
-    budget: int = 32
-    seeds: tuple[int, ...] = (0, 1, 2)
-    max_overlap: float = 0.3
-    model: str = "smollm2-135m-instruct"
-    train: bool = True
-    max_length: int = 256
-    ifeval_limit: int = 8
-    max_new_tokens: int = 128
-
-    def __post_init__(self) -> None:
-        if self.budget < 1:
-            raise ValueError(f"budget must be >= 1, got {self.budget}")
-        if not self.seeds:
-            raise ValueError("seeds must name at least one random seed")
-        if self.ifeval_limit < 0:
-            raise ValueError(f"ifeval_limit must be >= 0, got {self.ifeval_limit}")
+    pool: int | None
+    budgets: tuple[int, ...] | None
+    max_length: int | None
+    items: dict[str, int | None]
+    max_new_tokens: dict[str, int]
+    out: str
 
 
-def _step(name: str) -> None:
-    log.info("demo: %s", name)
+SIZES: dict[str, DemoSize] = {
+    "small": DemoSize(None, None, None, {}, {}, "runs/demo"),
+    "medium": DemoSize(4096, (128, 256), 512, {"ifeval": 100, "llmbar": 100, "alpacaeval": 100},
+                       {"ifeval": 256, "alpacaeval": 256}, "runs/demo-medium"),
+    "large": DemoSize(None, (1000, 2000, 4000), 1024, {"ifeval": None, "llmbar": None, "alpacaeval": 300},
+                      {"ifeval": 1024, "alpacaeval": 512}, "runs/demo-large"),
+}
 
 
-def run_demo(config: DemoConfig) -> dict[str, Any]:
-    """Run the embedded default study and write its report; returns the report's data."""
-    from selbench.analysis.overlap import overlap_matrix
-    from selbench.cost.tables import collect_costs, selection_cost_rows, selection_vs_full_rows
-    from selbench.data.prepare import prepare
-    from selbench.selection.manifest import run_selection
+def demo_grid(size: str = "small", grid: str | Path | None = None) -> dict[str, Any]:
+    """The demo grid (or `grid`) as a mapping, scaled to `size`; validated when it runs.
+
+    >>> g = demo_grid("medium")
+    >>> g["budgets"], g["datasets"]["sharegpt"]["limit"], g["benchmarks"]["ifeval"]["limit"], g["out"]
+    ([128, 256], 4096, 100, 'runs/demo-medium')
+    >>> demo_grid("large")["datasets"]["sharegpt"]["limit"] is None
+    True
+    """
+    if size not in SIZES:
+        raise InputError(f"{size!r} is not one of {', '.join(SIZES)}", field="size")
+    path = Path(grid) if grid is not None else DEMO_GRID
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError("grid file not found", path=path) from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"not YAML: {exc}", path=path) from None
+    if not isinstance(raw, dict):
+        raise InputError("a grid is a mapping of keys (out, model, datasets, ...)", path=path)
+    scaled = copy.deepcopy(raw)
+    spec = SIZES[size]
+    if size != "small":
+        for dataset in (scaled.get("datasets") or {}).values():
+            if isinstance(dataset, dict):
+                dataset["limit"] = spec.pool
+        scaled["out"] = spec.out
+    if spec.budgets is not None:
+        scaled["budgets"] = list(spec.budgets)
+    if spec.max_length is not None:
+        train = scaled.setdefault("train", {})
+        train["set"] = {**(train.get("set") or {}), "max_length": spec.max_length}
+    for name, bench in (scaled.get("benchmarks") or {}).items():
+        if not isinstance(bench, dict):
+            continue  # not run: scaling adds no benchmark
+        if name in spec.items:
+            bench["limit"] = spec.items[name]
+        if name in spec.max_new_tokens:
+            bench["max_new_tokens"] = spec.max_new_tokens[name]
+    return scaled
+
+
+def run_demo(size: str = "small", *, out: str | Path | None = None, grid: str | Path | None = None,
+             progress: bool | None = None, workers: int | None = None) -> dict[str, Any]:
+    """Run the demo grid scaled to `size` (`selbench run`), then write its report (`selbench report`).
+
+    Args:
+        size: small, medium or large (see the module docstring).
+        out: the run folder (default: the size's, `runs/demo[-SIZE]`).
+        grid: another grid to run the same way (tests use a tiny one).
+        progress: show the progress display (default: when stderr is a terminal).
+        workers: most steps at once.
+
+    Returns:
+        `report` (the HTML page), `markdown`, `json`, `seconds`, `run` (`selbench run`'s summary), `verdicts`
+        (counts), `text` (caveats, headline and verdict table for a terminal).
+    """
+    from selbench.report.html import to_text
+    from selbench.report.study import write_study_report
+    from selbench.runner.study import run_study
 
     started = time.perf_counter()
-    out = Path(config.out)
-    data_dir = out / "data" / "sharegpt"
-    sel_dir = out / "selections"
-
-    _step("prepare the packaged ShareGPT pool")
-    data = prepare("sharegpt", "sharegpt", data_dir)
-
-    _step(f"select longest and its random baselines at budget {config.budget}")
-    selections: dict[str, dict[str, Any]] = {}
-    longest_path = sel_dir / f"longest-{config.budget}.json"
-    selections["longest"] = run_selection(data_dir, "longest", config.budget, longest_path).manifest
-    for seed in config.seeds:
-        path = sel_dir / f"random-{config.budget}-s{seed}.json"
-        selections[f"random-s{seed}"] = run_selection(
-            data_dir, "random", config.budget, path, seed=seed, against=[longest_path],
-            params={"max_overlap": config.max_overlap},
-        ).manifest
-    strict_path = sel_dir / f"strict-random-{config.budget}-s0.json"
-    selections["strict-random-s0"] = run_selection(
-        data_dir, "strict-random", config.budget, strict_path, seed=0, against=[longest_path],
-        params={"reference_budget": config.budget},
-    ).manifest
-    overlap, jaccard = overlap_matrix({name: m["ids"] for name, m in selections.items()})
-
-    training: dict[str, dict[str, Any]] = {}
-    evaluations: dict[str, dict[str, Any]] = {}
-    models = {"base": config.model}
-    if config.train:
-        from selbench.training.presets import from_preset
-        from selbench.training.train import train
-
-        train_config = from_preset("demo", lora=True, max_length=config.max_length)
-        first_random = f"random-s{config.seeds[0]}"
-        for name, path in (("longest", longest_path), (first_random, sel_dir / f"random-{config.budget}-s{config.seeds[0]}.json")):
-            _step(f"fine-tune {config.model} (LoRA) on {name}")
-            result = train(config.model, data_dir, path, train_config, out / "train" / name)
-            training[name] = {k: result.get(k) for k in ("train_tokens", "tokens_per_s", "seconds", "cost_usd", "first_loss", "final_loss", "cached")}
-            models[name] = str(out / "train" / name)
-
-    if config.ifeval_limit:
-        from selbench.evaluation.ifeval import evaluate as ifeval
-        from selbench.generation.base import GenerationConfig
-
-        generation = GenerationConfig(max_new_tokens=config.max_new_tokens)
-        for name, spec in models.items():
-            _step(f"IFEval ({config.ifeval_limit} prompts) on {name}")
-            result = ifeval(model=spec, limit=config.ifeval_limit, generation=generation, out=out / "eval" / "ifeval" / name)
-            evaluations[name] = {k: result[k] for k in ("prompt_strict", "inst_strict", "prompt_loose", "inst_loose", "n")}
-
-    _step("cost tables")
-    sel_costs, train_costs = collect_costs(out)
-    report = {
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
-        "dataset": {"path": str(data_dir), "n": data["n"], "n_dropped": data["n_dropped"], "sha256": data["sha256"]},
-        "selections": {
-            name: {
-                "strategy": m["strategy"], "seed": m["seed"], "n_selected": len(m["ids"]), "ids_sha256": m["ids_sha256"],
-                "overlap_with_against": m.get("overlap") or {}, "cost_usd": m["cost"]["usd"],
-            }
-            for name, m in selections.items()
-        },
-        "overlap": overlap,
-        "jaccard": jaccard,
-        "training": training,
-        "ifeval": evaluations,
-        "cost": {
-            "selection_per_1k": selection_cost_rows(sel_costs),
-            "selection_vs_full": selection_vs_full_rows(sel_costs, train_costs),
-        },
-        "seconds": time.perf_counter() - started,
-    }
-    from selbench.report.summary import write_report
-
-    paths = write_report(report, out / "report")
-    report["report"] = str(paths["html"])
-    report["markdown"] = str(paths["markdown"])
-    return report
+    scaled = demo_grid(size, grid)
+    run_dir = Path(out if out is not None else scaled.get("out") or SIZES[size].out)
+    scaled["out"] = str(run_dir)
+    grid_file = run_dir / "demo.yaml"
+    header = f"# selbench demo --size {size}: {'the grid' if grid else 'configs/demo.yaml'} scaled to {size}\n"
+    write_text_atomic(grid_file, header + yaml.safe_dump(scaled, sort_keys=False))
+    ran = run_study(grid_file, progress=progress, workers=workers)
+    written = write_study_report(ran.plan.run_dir)
+    return {"report": written["html"], "markdown": written["markdown"], "json": written["json"],
+            "seconds": time.perf_counter() - started, "run": ran.summary(),
+            "verdicts": written["summary"]["verdicts"], "text": to_text(written["report"])}

@@ -16,56 +16,33 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+# One tokenizer loader and one tokenizer hash for the whole package (re-exported here for older imports).
+from selbench.assets.fingerprint import tokenizer_fingerprint  # noqa: F401
+from selbench.assets.models import load_tokenizer
 from selbench.cost import CostMeter
 from selbench.errors import InputError
-from selbench.hashing import sha256_text
 
 log = logging.getLogger(__name__)
 
 UNITS = ("chars", "tokens")
 _BATCH = 4096
-
-
-def load_tokenizer(spec: str) -> Any:
-    """A tokenizer from a local folder, or the tokenizer of a packaged/hub model spec."""
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(path)
-    try:
-        from selbench.assets import load_model
-    except ImportError as exc:
-        raise InputError(f"cannot resolve tokenizer {spec!r}: not a folder, and model assets are unavailable",
-                         field="tokenizer") from exc
-    return load_model(spec)[1]
-
-
-def tokenizer_fingerprint(tokenizer: Any) -> str:
-    """sha256 of the tokenizer's full serialized definition (vocab, merges, normalizer, added tokens)."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        return sha256_text(backend.to_str())
-    vocab = sorted(tokenizer.get_vocab().items())
-    return sha256_text(repr(vocab))
-
+_CHARS_SHARD = 1 << 16
 
 @dataclass(frozen=True)
 class LengthScorer:
     """Per-example response length.
 
     Args:
-        unit: "chars" (the study's default) or "tokens".
+        unit: "chars" (the study's) or "tokens"; default chars, or tokens when a tokenizer or model is given.
         tokenizer: tokenizer folder or model spec; required for (and only used with) unit="tokens".
-            `model` is accepted as an alias, as in `selbench score length --model M`.
+        model: count tokens of this model's tokenizer (an alias of tokenizer).
     """
 
-    unit: str = "chars"
+    unit: str | None = None
     tokenizer: str | None = None
     model: str | None = None
 
@@ -74,6 +51,8 @@ class LengthScorer:
     columns = ("output",)
 
     def __post_init__(self) -> None:
+        if self.unit is None:
+            object.__setattr__(self, "unit", "tokens" if self.tokenizer_spec else "chars")
         if self.unit not in UNITS:
             raise InputError(f"got {self.unit!r}, allowed: {', '.join(UNITS)}", field="unit")
         if self.unit == "tokens" and not self.tokenizer_spec:
@@ -98,10 +77,18 @@ class LengthScorer:
         # share scores, and a changed vocab never reuses stale ones.
         return {"unit": "tokens", "tokenizer_sha256": tokenizer_fingerprint(self._tokenizer)}
 
-    def score(self, rows: Mapping[str, list[Any]], meter: CostMeter) -> dict[str, np.ndarray]:
+    @property
+    def shard_size(self) -> int:
+        """Examples per resumable shard: counting characters costs next to nothing per row, tokens do not."""
+        return _CHARS_SHARD if self.unit == "chars" else _BATCH
+
+    def score(self, rows: Mapping[str, Any], meter: CostMeter) -> dict[str, np.ndarray]:
+        """`rows["output"]`: a list of strings, or a pyarrow string array (counted without Python strings)."""
         outputs = rows["output"]
         if self.unit == "chars":
             return {"length": response_chars(outputs)}
+        if not isinstance(outputs, list):
+            outputs = outputs.to_pylist()
         from tqdm.auto import tqdm
 
         lengths = np.zeros(len(outputs), dtype=np.int64)
@@ -113,10 +100,22 @@ class LengthScorer:
         return {"length": lengths}
 
 
-def response_chars(outputs: list[str]) -> np.ndarray:
-    """Length in characters (code points) of each response.
+def response_chars(outputs: Any) -> np.ndarray:
+    """Length in characters (code points) of each response (None counts 0); `outputs` is a list of strings or
+    a pyarrow string array, whose lengths are counted in Arrow (`utf8_length`: code points, as `len`).
 
-    >>> response_chars(["ab", "", "héllo"]).tolist()
+    >>> response_chars(["ab", "", "héllo", None]).tolist()
+    [2, 0, 5, 0]
+    >>> import pyarrow as pa
+    >>> response_chars(pa.chunked_array([["ab", None], ["héllo"]])).tolist()
     [2, 0, 5]
     """
-    return np.fromiter((len(text or "") for text in outputs), dtype=np.int64, count=len(outputs))
+    if isinstance(outputs, list):
+        return np.fromiter((len(text or "") for text in outputs), dtype=np.int64, count=len(outputs))
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    lengths = pc.fill_null(pc.utf8_length(outputs), 0).cast(pa.int64())
+    if isinstance(lengths, pa.ChunkedArray):
+        lengths = lengths.combine_chunks()
+    return lengths.to_numpy(zero_copy_only=False)

@@ -27,6 +27,7 @@ class FullStrategy:
     name: ClassVar[str] = "full"
     VERSION: ClassVar[int] = 1
     uses_against: ClassVar[bool] = False
+    needs_budget: ClassVar[bool] = False  # the budget is the pool size
 
     def score_requests(self) -> dict[str, tuple[str, dict[str, Any]]]:
         return {}

@@ -4,7 +4,9 @@ Diddee & Ippolito rank by the response's length in characters (default); `unit="
 a given tokenizer. Ties are broken as the study's `sampler.py` breaks them: it shuffles the dataset with the
 seed (🤗 `Dataset.shuffle(seed)`, i.e. `np.random.default_rng(seed).permutation`) and then sorts by length,
 descending, with a stable sort, so equal lengths keep their shuffled order. With the same seed (the study's
-default is 42) and the same source row order, the same examples are chosen.
+default is 42) and the same source row order, the same examples are chosen. That is why this strategy
+takes the study's raw seed stream (`study_seed_stream`) where the random baselines get streams of their own
+(`selbench.selection.base.strategy_rng`): the shuffle must be `np.random.default_rng(seed)` itself.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class LongestStrategy:
     name: ClassVar[str] = "longest"
     VERSION: ClassVar[int] = 2  # 2: ties broken by the seeded shuffle, as the study's sampler
     uses_against: ClassVar[bool] = False
+    study_seed_stream: ClassVar[bool] = True  # ties follow the study's Dataset.shuffle(seed) exactly
 
     def __post_init__(self) -> None:
         if self.unit not in UNITS:

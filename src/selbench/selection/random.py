@@ -177,7 +177,7 @@ class RandomStrategy:
     max_tries: int = DEFAULT_MAX_TRIES
 
     name: ClassVar[str] = "random"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2  # 2: a random stream of its own (strategy_rng), not the raw seed's
     uses_against: ClassVar[bool] = True
 
     def __post_init__(self) -> None:

@@ -3,11 +3,12 @@
 Diddee & Ippolito's stricter baseline draws only from the complement of the union of all strategies'
 selections at a reference budget (10,000 in the study), so it shares no example with any of them.
 
-How the reference budget is applied: from each `against` selection the first `reference_budget` ids (in
-its selection order) are excluded. For ranking strategies (longest, score-based) those are exactly the
-selection at the reference budget; for a random selection they are a uniform subset of it. A selection
-smaller than the reference budget is excluded whole, and the manifest records its size (the caller decides
-whether that is an error; the CLI refuses it unless it is the whole pool).
+By default every id of every `against` selection is excluded (DESIGN.md: it samples from the examples none
+of the `--against` selections picked). With `reference_budget=K` only the first K ids of each selection (in
+its selection order) are excluded: the study's "picked at 10k" rule applied to selections made at a larger
+budget. For ranking strategies (longest, score-based) those are exactly the selection at budget K; for a
+random selection they are a uniform subset of it. A selection smaller than K is excluded whole here;
+`run_selection` refuses it (the caller said the selections were made at K or more).
 """
 
 from __future__ import annotations
@@ -20,18 +21,21 @@ import numpy as np
 from selbench.errors import InputError
 from selbench.selection.base import Pool, Selection
 
-DEFAULT_REFERENCE_BUDGET = 10_000
+STUDY_REFERENCE_BUDGET = 10_000  # what the study's grid passes explicitly
 
 
 class ComplementTooSmall(ValueError):
     """Fewer examples are left outside the excluded selections than the budget asks for."""
 
 
-def strict_random_pool(n_pool: int, excluded: list[np.ndarray], reference_budget: int) -> np.ndarray:
-    """Sorted pool indices outside the union of each excluded selection's first `reference_budget` ids.
+def strict_random_pool(n_pool: int, excluded: list[np.ndarray], reference_budget: int | None = None) -> np.ndarray:
+    """Sorted pool indices outside the union of the excluded selections (of each one's first
+    `reference_budget` ids when given).
 
     >>> strict_random_pool(6, [np.array([5, 0, 3]), np.array([1])], 2).tolist()
     [2, 3, 4]
+    >>> strict_random_pool(6, [np.array([5, 0, 3]), np.array([1])]).tolist()
+    [2, 4]
     """
     taken = np.zeros(n_pool, dtype=bool)
     for selection in excluded:
@@ -40,7 +44,7 @@ def strict_random_pool(n_pool: int, excluded: list[np.ndarray], reference_budget
 
 
 def sample_strict_random(
-    n_pool: int, budget: int, excluded: list[np.ndarray], reference_budget: int, rng: np.random.Generator
+    n_pool: int, budget: int, excluded: list[np.ndarray], reference_budget: int | None, rng: np.random.Generator
 ) -> np.ndarray:
     """A uniform `budget`-subset (uniform order) of `strict_random_pool(...)`.
 
@@ -49,27 +53,29 @@ def sample_strict_random(
     """
     candidates = strict_random_pool(n_pool, excluded, reference_budget)
     if len(candidates) < budget:
+        at = "" if reference_budget is None else f" at reference budget {reference_budget}"
+        lower = "--budget" if reference_budget is None else "--budget or --reference-budget"
         raise ComplementTooSmall(
-            f"only {len(candidates)} of {n_pool} examples lie outside the {len(excluded)} excluded selection(s) "
-            f"at reference budget {reference_budget}; budget {budget} cannot be met (lower --budget or "
-            f"--reference-budget)")
+            f"only {len(candidates)} of {n_pool} examples lie outside the {len(excluded)} excluded selection(s)"
+            f"{at}; budget {budget} cannot be met (lower {lower})")
     return rng.choice(candidates, size=budget, replace=False).astype(np.int64)
 
 
 @dataclass(frozen=True)
 class StrictRandomStrategy:
     """Args:
-    reference_budget: how many leading ids of each against selection are excluded (the study: 10,000).
+    reference_budget: exclude only this many leading ids of each against selection (the study's grid: 10,000);
+        None (default): exclude every id of every against selection.
     """
 
-    reference_budget: int = DEFAULT_REFERENCE_BUDGET
+    reference_budget: int | None = None
 
     name: ClassVar[str] = "strict-random"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2  # 2: a random stream of its own (strategy_rng), not the raw seed's
     uses_against: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
-        if self.reference_budget < 1:
+        if self.reference_budget is not None and self.reference_budget < 1:
             raise InputError(f"got {self.reference_budget}, allowed: a positive integer", field="reference_budget")
 
     def score_requests(self) -> dict[str, tuple[str, dict[str, Any]]]:

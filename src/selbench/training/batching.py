@@ -54,7 +54,7 @@ def packed_pad_fraction(row_lengths: Sequence[Sequence[int]], batch_size: int, p
     Padding-free batches (TRL's `bfd` packing) flatten rows into one sequence, so nothing is padded; with
     `padding_free=False` each batch is padded to its fullest row.
 
-    >>> packed_pad_fraction([[3, 2], [4]], 2, padding_free=False)
+    >>> round(packed_pad_fraction([[3, 2], [4]], 2, padding_free=False), 6)
     0.1
     """
     if padding_free:

@@ -13,12 +13,15 @@ import logging
 import shutil
 import time
 import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from selbench.errors import InputError
 from selbench.hashing import canonical_json, sha256_lines
-from selbench.store import StepStore, step_key, write_json_atomic
+from selbench.step import InputsNotReady, Step
+from selbench.store import StepResult, StepStore, write_json_atomic
 from selbench.training.base import (
     encode_segments,
     get_template,
@@ -226,15 +229,53 @@ def train(
         `train_tokens`, `tokens_per_s`, `seconds`, `cost_usd`, `first_loss`, `final_loss`, `out`, `cached`,
         `key`, and the run's stats.
     """
-    from selbench.training import trl_adapter
-
     store = store or StepStore()
     if out_dir is not None:
         _check_out_dir(Path(out_dir))
-    examples, data_sha, ids_sha = load_selection(data_dir, selection_path)
-    hw = trl_adapter.hardware(config)
+    step = TrainStep(str(model_spec), str(data_dir), None if selection_path is None else str(selection_path), config,
+                     callbacks=tuple(callbacks))
+    step.load_examples()  # the selection is checked (InputError) before anything else, and read once
     # The key needs only the tokenizer (its chat template picks the template): a cached run loads no weights.
-    key_config, inputs = _key_parts(model_spec, data_sha, ids_sha, config, load_tokenizer(model_spec), hw["precision"])
+    key = step.key()
+    try:
+        result = step.run(store)
+    except _NotMainProcess:
+        return {"key": key, "out": None, "cached": False, "main_process": False}
+    assert result.key == key, f"step key mismatch {result.key} != {key}"
+    _report_dropped(result.stats, config.max_length)
+    out = None
+    if out_dir is not None:
+        out = _publish(result.path, Path(out_dir))
+    stats, cost = result.stats, result.cost
+    return {
+        "train_tokens": stats.get("train_tokens"),
+        "tokens_per_s": stats.get("tokens_per_s"),
+        "seconds": cost.get("wall_seconds"),
+        "cost_usd": cost.get("usd"),
+        "first_loss": stats.get("first_loss"),
+        "final_loss": stats.get("final_loss"),
+        "epoch_mean_loss": stats.get("epoch_mean_loss"),
+        "global_step": stats.get("global_step"),
+        "resumed_from_step": stats.get("resumed_from_step"),
+        "n_trained": stats.get("n_trained"),
+        "dropped": stats.get("dropped_no_response_tokens"),
+        "dropped_by_reason": stats.get("dropped_by_reason"),
+        "out": str(out) if out is not None else str(result.path),
+        "store_path": str(result.path),
+        "key": result.key,
+        "cached": result.cached,
+    }
+
+
+def _compute_fn(step: TrainStep, store: StepStore, key: str) -> Callable[[Path], dict[str, Any]]:
+    """The training run of `step` as the store's compute function (it writes the model into `tmp`)."""
+    from selbench.training import trl_adapter
+
+    model_spec, data_dir, selection_path, config = step.model, step.data, step.selection, step.train_config
+    callbacks = step.callbacks
+    examples = step.load_examples()[0]
+    hw = step.hardware()
+    key_config, inputs = step.raw_key_parts()
     template_name, loss_on_prompt = key_config["template"], key_config["loss_on_prompt"]
 
     def compute(tmp: Path) -> dict[str, Any]:
@@ -338,35 +379,7 @@ def train(
         write_json_atomic(tmp / CONFIG_FILE, {"model": model_spec, "base_model": base_ref, "config": key_config, "inputs": inputs, "stats": stats})
         return {**stats, "cost": cost}
 
-    key = step_key("train", VERSION, json.loads(canonical_json(key_config)), json.loads(canonical_json(inputs)))
-    try:
-        result = store.run("train", VERSION, key_config, inputs, compute)
-    except _NotMainProcess:
-        return {"key": key, "out": None, "cached": False, "main_process": False}
-    assert result.key == key, f"step key mismatch {result.key} != {key}"
-    _report_dropped(result.stats, config.max_length)
-    out = None
-    if out_dir is not None:
-        out = _publish(result.path, Path(out_dir))
-    stats, cost = result.stats, result.cost
-    return {
-        "train_tokens": stats.get("train_tokens"),
-        "tokens_per_s": stats.get("tokens_per_s"),
-        "seconds": cost.get("wall_seconds"),
-        "cost_usd": cost.get("usd"),
-        "first_loss": stats.get("first_loss"),
-        "final_loss": stats.get("final_loss"),
-        "epoch_mean_loss": stats.get("epoch_mean_loss"),
-        "global_step": stats.get("global_step"),
-        "resumed_from_step": stats.get("resumed_from_step"),
-        "n_trained": stats.get("n_trained"),
-        "dropped": stats.get("dropped_no_response_tokens"),
-        "dropped_by_reason": stats.get("dropped_by_reason"),
-        "out": str(out) if out is not None else str(result.path),
-        "store_path": str(result.path),
-        "key": result.key,
-        "cached": result.cached,
-    }
+    return compute
 
 
 def _report_dropped(stats: dict[str, Any], max_length: int) -> None:
@@ -390,10 +403,11 @@ def _report_dropped(stats: dict[str, Any], max_length: int) -> None:
 def train_key(
     model_spec: str, data_dir: str | Path, selection_path: str | Path | None, config: TrainConfig, tokenizer: Any, precision: str
 ) -> str:
-    """The step key `train` would use, without training (tests, dry runs)."""
-    _, data_sha, ids_sha = load_selection(data_dir, selection_path)
-    key_config, inputs = _key_parts(model_spec, data_sha, ids_sha, config, tokenizer, precision)
-    return step_key("train", VERSION, json.loads(canonical_json(key_config)), json.loads(canonical_json(inputs)))
+    """The step key `train` would use, without training (tests, dry runs): `TrainStep.key` with this tokenizer."""
+    step = TrainStep(str(model_spec), str(data_dir), None if selection_path is None else str(selection_path), config,
+                     precision=precision)
+    object.__setattr__(step, "_tokenizer", tokenizer)
+    return step.key()
 
 
 def _key_parts(
@@ -421,6 +435,140 @@ def _key_parts(
 
 class _NotMainProcess(Exception):
     """Raised on ranks other than 0 of a multi-process run, so that only rank 0 stores the result."""
+
+
+def selection_identity(data_dir: str | Path, selection_path: str | Path | None) -> tuple[str, str]:
+    """(dataset sha256, ids sha256) as `load_selection` gives them, from the manifests (and, without a
+    selection, the dataset's `id` column) alone; a malformed selection manifest raises `load_selection`'s error."""
+    from selbench.data.schema import dataset_sha256
+
+    data_sha = dataset_sha256(data_dir)
+    if selection_path is None:
+        import pyarrow.parquet as pq
+
+        data_file = Path(data_dir) / "data.parquet" if Path(data_dir).is_dir() else Path(data_dir)
+        return data_sha, sha256_lines(pq.read_table(data_file, columns=["id"]).column("id").to_pylist())
+    try:
+        manifest = json.loads(Path(selection_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = None
+    ids = manifest.get("ids") if isinstance(manifest, dict) else None
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+        return load_selection(data_dir, selection_path)[1:]
+    return data_sha, sha256_lines(ids)
+
+
+@dataclass(frozen=True)
+class TrainStep(Step):
+    """Fine-tune a model on a selection (or a whole prepared dataset): the `train` step.
+
+    Args:
+        model: base model spec (packaged asset name, folder, `hf://org/name`).
+        data: prepared dataset folder.
+        selection: selection manifest (JSON with `ids`); None = every example of `data`.
+        train_config: the run's `TrainConfig` (`from_preset(...)`).
+        precision: the precision the run uses (`fp32`, `bf16`, `fp16`; part of the key). None = resolved from
+            `train_config.precision` on the machine computing the key (`auto`: bf16 on a bf16 GPU, else
+            fp32); set it when the step is planned on one machine and trained on another.
+        out: (not in the key) a folder to publish the trained model into after `run()`.
+        callbacks: (not in the key, not pickled) extra transformers TrainerCallbacks for an in-process run.
+
+    Key: the model's file fingerprint (weights, tokenizer, chat template), the dataset's sha256 (its manifest),
+    the selected ids' sha256 (the selection manifest's ids; without a selection, the dataset's id column), and
+    the TrainConfig with template, loss choice and precision resolved; computing it loads the tokenizer only.
+    Outputs: the store folder is the model (or LoRA adapter) folder, with `train_log.jsonl`, `cost.json`,
+    `train_config.json`; meta.json `stats` has `train_tokens`, `tokens_per_s`, losses, `global_step`.
+    Checkpoints live in `partial/train/<key>/`, so a killed run resumes from its last checkpoint.
+    """
+
+    model: str
+    data: str
+    selection: str | None
+    train_config: TrainConfig
+    precision: str | None = None
+    out: str | None = field(default=None, compare=False)
+    callbacks: tuple[Any, ...] = field(default=(), compare=False, repr=False)
+
+    name: ClassVar[str] = "train"
+    VERSION: ClassVar[int] = VERSION
+
+    def __getstate__(self) -> dict[str, Any]:  # names and options only: no tokenizer, examples or callbacks
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_tokenizer", "_examples")}
+        state["callbacks"] = ()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    @property
+    def resources(self) -> Mapping[str, float]:  # type: ignore[override]
+        """One GPU when the config asks for one (bf16/fp16, DeepSpeed or a CUDA-only optimizer)."""
+        from selbench.training.presets import CUDA_ONLY_OPTIMIZERS
+
+        config = self.train_config
+        gpu = ((self.precision or config.precision) in ("bf16", "fp16") or config.deepspeed is not None
+               or config.optimizer in CUDA_ONLY_OPTIMIZERS)
+        return {"cpus": 2, "gpus": 1 if gpu else 0, "memory_gb": 16 if gpu else 8}
+
+    def tokenizer(self) -> Any:
+        """The base model's tokenizer (loaded once per step object; its chat template picks the template)."""
+        cached = self.__dict__.get("_tokenizer")
+        if cached is None:
+            cached = load_tokenizer(self.model)
+            object.__setattr__(self, "_tokenizer", cached)
+        return cached
+
+    def load_examples(self) -> tuple[list[Any], str, str]:
+        """`load_selection` of this step (checked, read once per step object)."""
+        cached = self.__dict__.get("_examples")
+        if cached is None:
+            cached = load_selection(self.data, self.selection)
+            object.__setattr__(self, "_examples", cached)
+        return cached
+
+    def hardware(self) -> dict[str, Any]:
+        """`trl_adapter.hardware` of this machine, which must resolve to the precision in the key."""
+        from selbench.training import trl_adapter
+
+        hw = trl_adapter.hardware(self.train_config)
+        if self.precision is not None and hw["precision"] != self.precision:
+            raise RuntimeError(f"this train step is keyed for {self.precision} but precision "
+                               f"{self.train_config.precision!r} resolves to {hw['precision']} on this machine")
+        return hw
+
+    def raw_key_parts(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(config, inputs) of the key as `_key_parts` builds them (before the canonical-JSON round trip)."""
+        if not (Path(self.data) / "data.parquet").is_file() and not Path(self.data).is_file():
+            raise InputsNotReady(f"{self.data} is not prepared yet")
+        if self.selection is not None and not Path(self.selection).is_file():
+            raise InputsNotReady(f"selection {self.selection} is not made yet")
+        precision = self.precision or self.hardware()["precision"]
+        data_sha, ids_sha = selection_identity(self.data, self.selection)
+        return _key_parts(self.model, data_sha, ids_sha, self.train_config, self.tokenizer(), precision)
+
+    def key_parts(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        config, inputs = self.raw_key_parts()
+        return json.loads(canonical_json(config)), json.loads(canonical_json(inputs))
+
+    def config(self) -> dict[str, Any]:
+        return self.raw_key_parts()[0]
+
+    def inputs(self) -> dict[str, Any]:
+        return self.raw_key_parts()[1]
+
+    def describe(self) -> str:
+        trained_on = Path(self.selection).stem if self.selection else f"all of {Path(self.data).name}"
+        return f"train {Path(self.model).name}{' lora' if self.train_config.lora else ''} on {trained_on}"
+
+    def compute(self, tmp: Path, store: StepStore) -> dict[str, Any]:
+        return _compute_fn(self, store, self.key())(tmp)
+
+    def run(self, store: StepStore | None = None, *, force: bool = False) -> StepResult:
+        """The stored model (trained first if absent), published to `out` when set."""
+        result = super().run(store, force=force)
+        if self.out is not None:
+            _publish(result.path, Path(self.out))
+        return result
 
 
 def epoch_mean_losses(rows: list[dict[str, Any]]) -> list[float]:
