@@ -40,8 +40,8 @@ SUBSETS = {"natural": ("Natural",), "adversarial": ("GPTInst", "GPTOut", "Manual
 def resolve_data_dir(data_dir: str | Path | None = None) -> Path | str:
     """Where the sets come from: a folder, or an http(s) base URL with the same layout.
 
-    Order: `data_dir`, else $SELBENCH_LLMBAR_DIR, else `llmbar/` in the shared data folders
-    (`selbench.assets.shared`: $SELBENCH_SHARED_DATA, then beside the checkout; never relative to the working
+    Order: `data_dir`, else $SELBENCH_LLMBAR_DIR, else `llmbar/` in the shared data folder
+    (`selbench.assets.shared`: $SELBENCH_SHARED_DATA, else beside the checkout; never relative to the working
     directory), else `REMOTE_BASE` (the files `hf://princeton-nlp/LLMBar` itself loads; that spec names it
     too) unless the hub is switched off (`HF_HUB_OFFLINE`), which is an InputError saying where it looked.
     """
@@ -88,8 +88,8 @@ def _download_set(url: str) -> Path:
         from selbench.assets.shared import describe_search
 
         raise InputError(f"cannot download LLMBar data ({reason}); no local copy in ${DATA_ENV} or "
-                         f"{describe_search('llmbar')}: pass --data-dir or set ${DATA_ENV} to a copy of LLMBar's "
-                         "Dataset/LLMBar folder", path=url, field="data-dir") from None
+                         f"{describe_search('llmbar')}: pass --data-dir or set ${DATA_ENV} to a copy "
+                         "of LLMBar's Dataset/LLMBar folder", path=url, field="data-dir") from None
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.write_bytes(body)
     os.replace(tmp, target)

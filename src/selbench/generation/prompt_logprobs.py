@@ -72,15 +72,27 @@ def _score(local: Any, ids: list[int], top_k: int) -> tuple[list[float | None], 
     return token_logprobs, tops
 
 
-def prompt_logprobs_response(local: Any, body: dict[str, Any], model_name: str) -> dict[str, Any]:
-    """The completions answer to an echo/max_tokens 0 request (ValueError naming the field when malformed)."""
+def prompt_logprobs_response(
+    local: Any, body: dict[str, Any], model_name: str, context: int | None = None
+) -> dict[str, Any]:
+    """The completions answer to an echo/max_tokens 0 request (ValueError naming the field when malformed).
+
+    With `context`, a prompt longer than the model's context is refused (`server_http.fit_context`'s 400)
+    before any forward pass.
+    """
     import time
     import uuid
+
+    from selbench.generation.server_http import fit_context
 
     top_k = body.get("logprobs")
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or not 0 <= top_k <= MAX_TOP_LOGPROBS):
         raise ValueError(f"field 'logprobs': {top_k!r} must be an integer in [0, {MAX_TOP_LOGPROBS}]")
     prompts = _prompts(body, local.tokenizer)
+    if context is not None:
+        for index, (_, ids) in enumerate(prompts):
+            param = "prompt" if len(prompts) == 1 else f"prompt[{index}]"
+            fit_context(len(ids), {"max_tokens": 0, "min_tokens": 0}, context, param=param)
     choices = []
     n_tokens = 0
     for index, (text, ids) in enumerate(prompts):

@@ -224,10 +224,14 @@ def create_app(model: Any, tokenizer: Any, model_name: str, options: ServeOption
         app.state.counts["completions"] += 1
         body = await guarded(request)
         if wants_prompt_logprobs(body):  # echo + max_tokens 0: score the prompt (generation/prompt_logprobs.py)
-            try:
-                return await asyncio.to_thread(prompt_logprobs_response, local, body, model_name)
-            except ValueError as exc:
-                raise ApiError(400, str(exc)) from None
+
+            def score(cancel: threading.Event) -> dict[str, Any]:
+                try:
+                    return prompt_logprobs_response(local, body, model_name, context=context)
+                except ValueError as exc:
+                    raise ApiError(400, str(exc)) from None
+
+            return await generate(request, score)
         rows, top_k = await asyncio.to_thread(text_prompts, body)
 
         def work(cancel: threading.Event) -> list[dict[str, Any]]:
