@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from selbench.generation.server_http import text_completion, text_offsets
+
 MAX_TOP_LOGPROBS = 20
 
 
@@ -80,8 +82,6 @@ def prompt_logprobs_response(
     With `context`, a prompt longer than the model's context is refused (`server_http.fit_context`'s 400)
     before any forward pass.
     """
-    import time
-    import uuid
 
     from selbench.generation.server_http import fit_context
 
@@ -101,18 +101,7 @@ def prompt_logprobs_response(
         if top_k is not None:
             token_logprobs, tops = _score(local, ids, top_k)
             tokens = [local.tokenizer.decode([t]) for t in ids]
-            offsets, pos = [], 0
-            for token in tokens:
-                offsets.append(pos)
-                pos += len(token)
             logprobs = {"tokens": tokens, "token_logprobs": token_logprobs, "top_logprobs": tops,
-                        "text_offset": offsets}
+                        "text_offset": text_offsets(tokens)}
         choices.append({"index": index, "text": text, "logprobs": logprobs, "finish_reason": "length"})
-    return {
-        "id": f"cmpl-{uuid.uuid4().hex}",
-        "object": "text_completion",
-        "created": int(time.time()),
-        "model": model_name,
-        "choices": choices,
-        "usage": {"prompt_tokens": n_tokens, "completion_tokens": 0, "total_tokens": n_tokens},
-    }
+    return text_completion(model_name, choices, n_tokens, 0)

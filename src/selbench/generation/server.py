@@ -51,6 +51,8 @@ from selbench.generation.server_http import (
     model_context_length,
     read_json_body,
     run_cancellable,
+    text_completion,
+    text_offsets,
 )
 from selbench.generation.tool_calls import tool_call as _tool_call
 from selbench.generation.tool_calls import tool_request as _tool_request
@@ -301,29 +303,17 @@ def _completions_response(
     for index, (prompt, result) in enumerate(zip(prompts, results, strict=True)):
         logprobs = None
         if want_logprobs:
-            offsets, pos = [], len(prompt)
-            for tok in result["tokens"]:
-                offsets.append(pos)
-                pos += len(tok)
             logprobs = {
                 "tokens": result["tokens"],
                 "token_logprobs": result["token_logprobs"],
                 "top_logprobs": [dict(top) for top in result["top"]],
-                "text_offset": offsets,
+                "text_offset": text_offsets(result["tokens"], start=len(prompt)),
             }
         choices.append(
             {"index": index, "text": result["text"], "logprobs": logprobs, "finish_reason": result["finish_reason"]}
         )
-    n_prompt = sum(r["prompt_tokens"] for r in results)
-    n_completion = sum(r["completion_tokens"] for r in results)
-    return {
-        "id": f"cmpl-{uuid.uuid4().hex}",
-        "object": "text_completion",
-        "created": int(time.time()),
-        "model": model_name,
-        "choices": choices,
-        "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_completion, "total_tokens": n_prompt + n_completion},
-    }
+    return text_completion(model_name, choices, sum(r["prompt_tokens"] for r in results),
+                           sum(r["completion_tokens"] for r in results))
 
 
 def run_server(app: Any, host: str, port: int) -> None:

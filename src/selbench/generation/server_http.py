@@ -214,3 +214,31 @@ async def run_cancellable(request: Any, work: Callable[[threading.Event], T], op
     except asyncio.CancelledError:
         cancel.set()
         raise
+
+
+def text_offsets(tokens: list[str], start: int = 0) -> list[int]:
+    """Character offset of each token in the text they spell from `start` (OpenAI's `text_offset`).
+
+    >>> text_offsets(["ab", "c", "de"], start=3)
+    [3, 5, 6]
+    """
+    offsets, pos = [], start
+    for token in tokens:
+        offsets.append(pos)
+        pos += len(token)
+    return offsets
+
+
+def text_completion(model_name: str, choices: list[dict[str, Any]], n_prompt: int, n_completion: int) -> dict[str, Any]:
+    """The `/v1/completions` response envelope around `choices`, with its token usage."""
+    import time
+    import uuid
+
+    return {
+        "id": f"cmpl-{uuid.uuid4().hex}",
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": model_name,
+        "choices": choices,
+        "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_completion, "total_tokens": n_prompt + n_completion},
+    }
