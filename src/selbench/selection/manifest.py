@@ -176,8 +176,7 @@ def _against_indices(paths: Sequence[str | Path], pool_ids: Any, dataset_sha: st
             missing = manifest["ids"][int(np.flatnonzero(found.is_null().to_numpy(zero_copy_only=False))[0])]
             raise InputError(f"id {missing!r} is not in the dataset", path=path, field="ids")
         indices[name] = found.to_numpy().astype(np.int64, copy=False)
-        described[name] = {"path": str(path), "strategy": manifest["strategy"], "budget": manifest["budget"],
-                           "ids_sha256": manifest["ids_sha256"]}
+        described[name] = _against_description(path, manifest)
         selected[name] = manifest["ids"]
     return indices, described, selected
 
@@ -413,7 +412,8 @@ def run_selection(
     # The against manifests are checked (and mapped onto the pool) before any scoring.
     ids, pool, scores_info = step.pool(store)
     names = manifest_names(against)
-    against_info = {name: _describe_against(path) for name, path in zip(names, against, strict=True)}
+    against_info = {name: _against_description(path, load_manifest(path))
+                    for name, path in zip(names, against, strict=True)}
     reference = getattr(strategy, "reference_budget", None)
     if reference is not None:  # an explicit reference budget says the selections were made at K or more
         for name, sel in pool.against.items():
@@ -427,8 +427,9 @@ def run_selection(
     chosen_ids: list[str] = stored["ids"]
     chosen_set = set(chosen_ids)
     budget = len(chosen_ids)  # the selection's size (a variable-size strategy may have selected fewer)
-    overlap = {name: sum(i in chosen_set for i in load_manifest(path)["ids"]) / budget
-               for name, path in zip(names, against, strict=True)}
+    # The against selections are already mapped onto the pool: their ids come from there, not from a re-read.
+    overlap = {name: sum(i in chosen_set for i in ids.take(pool.against[name]).to_pylist()) / budget
+               for name in names}
 
     call_costs = [*(prepared.call_costs if prepared is not None else []),
                   *(info.pop("call_cost") for info in scores_info.values())]
@@ -462,7 +463,7 @@ def run_selection(
     return SelectionRun(manifest=manifest, seconds=time.perf_counter() - started, cached=result.cached)
 
 
-def _describe_against(path: str | Path) -> dict[str, Any]:
-    manifest = load_manifest(path)
+def _against_description(path: str | Path, manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """What a selection manifest records of each `--against` selection."""
     return {"path": str(path), "strategy": manifest["strategy"], "budget": manifest["budget"],
             "ids_sha256": manifest["ids_sha256"]}

@@ -39,7 +39,7 @@ class ConfigError(InputError, ValueError):
 
 
 # The study's Table 3 (Diddee & Ippolito), as TrainConfig field overrides; `demo` is ours, for CPU scale.
-# Fields not named here keep TrainConfig's defaults (see presets.py for what each default is and why).
+# Fields not named here keep TrainConfig's defaults (see TrainConfig below for what each default is and why).
 PRESETS: dict[str, dict[str, Any]] = {
     "set1": {
         "learning_rate": 2e-5,
