@@ -32,7 +32,8 @@ def demo(
     """
     from selbench.runner.demo import run_demo
 
-    check_writable(out)
+    if out is not None:
+        check_writable(out)
     result = run_demo(size, out=out, progress=progress, workers=workers)
     run = result["run"]
     if as_json:

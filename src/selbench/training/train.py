@@ -336,7 +336,7 @@ def _compute_fn(step: TrainStep, store: StepStore, key: str) -> Callable[[Path],
                 hw,
                 packing_strategy=packing,
                 callbacks=[trl_adapter.log_callback(log_path, elapsed_path, previous_seconds), *callbacks],
-                text_log=partial / TEXT_LOG_FILE,
+                quiet_progress=True,
             )
             metrics = trl_adapter.run_trainer(trainer, resume)
             meter.add_tokens(metrics["num_input_tokens_seen"])

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from selbench.training.library_logs import STEP_LOGGER
 from selbench.training.presets import TrainConfig, batch_plan
 
 log = logging.getLogger(__name__)
@@ -211,10 +212,12 @@ def log_callback(log_path: Path, elapsed_path: Path, previous_seconds: float = 0
     return _LogCallback()
 
 
-def progress_callback(log_path: Path) -> Any:
+
+
+def progress_callback() -> Any:
     """A TrainerCallback in place of transformers' ProgressCallback: one progress bar on stderr, updated once
-    per optimizer step with the latest loss, and the Trainer's log dicts appended to `log_path` (the step's
-    text log) instead of being printed under the bar."""
+    per optimizer step with the latest loss; the Trainer's log dicts go to the `STEP_LOGGER` logger (the
+    step's text log, see `library_logs`) instead of being printed under the bar."""
     from tqdm.auto import tqdm
     from transformers import TrainerCallback
 
@@ -232,8 +235,7 @@ def progress_callback(log_path: Path) -> Any:
         def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
             if not logs:
                 return
-            with open(log_path, "a", encoding="utf-8") as fh:
-                fh.write(f"step {state.global_step}: {json.dumps(logs, default=str)}\n")
+            logging.getLogger(STEP_LOGGER).info("step %d: %s", state.global_step, json.dumps(logs, default=str))
             if self.bar is not None and "loss" in logs:
                 self.bar.set_postfix(loss=f"{float(logs['loss']):.4f}", refresh=False)
 
@@ -256,7 +258,7 @@ def build_trainer(
     packing_strategy: str | None,
     callbacks: list[Any] = (),
     chunked_loss: bool | None = None,
-    text_log: Path | None = None,
+    quiet_progress: bool = False,
 ) -> Any:
     """An SFTTrainer over a tokenized dataset (`input_ids`, `labels`, `length`).
 
@@ -268,8 +270,8 @@ def build_trainer(
     `chunked_loss=False` (default: `CHUNKED_LOSS`) or a model type `chunked_loss` does not know uses the
     model's own loss over full logits. On GPU TRL's kernel is kept (it saves the logits' memory too).
 
-    With `text_log`, the Trainer's per-step log dicts go to that file and stderr shows one progress bar
-    (`progress_callback`).
+    With `quiet_progress`, the Trainer's per-step log dicts go to the `STEP_LOGGER` logger and stderr shows
+    one progress bar (`progress_callback`).
     """
     from transformers import Trainer
     from trl import SFTTrainer
@@ -308,12 +310,12 @@ def build_trainer(
         processing_class=tokenizer,
         callbacks=list(callbacks),
     )
-    if text_log is not None:  # our progress bar replaces the one that prints every log dict under it
+    if quiet_progress:  # our progress bar replaces the one that prints every log dict under it
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
         trainer.remove_callback(ProgressCallback)
         trainer.remove_callback(PrinterCallback)
-        trainer.add_callback(progress_callback(text_log))
+        trainer.add_callback(progress_callback())
     return trainer
 
 
