@@ -44,8 +44,8 @@ def main() -> int:
         print(f"pool: {args.n} examples written in {time.perf_counter() - started:.2f} s")
 
         from selbench.cost import detect_device
-        from selbench.store import StepStore
         from selbench.selection.manifest import run_selection
+        from selbench.store import StepStore
 
         detect_device()  # import torch once, outside the timings, as any real pipeline already has
         store = StepStore(root / "cache")

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 from selbench.cli.main import app
 from selbench.data.schema import Example, rows_sha256, write_examples
 from selbench.errors import InputError
-from selbench.store import StepStore
 from selbench.scoring.base import SCORERS, compute_scores, read_scores
 from selbench.scoring.length import LengthScorer
+from selbench.store import StepStore
 
 OUTPUTS = ["short", "", "a much longer response, with ünïcode", "two\nlines"]
 

@@ -73,6 +73,10 @@ def test_run_selection_with_a_causal_lm_embedder(tmp_path, tiny_model_dir, make_
     data = make_chat_pool(tmp_path / "pool", 20)
     run = run_selection(data, "kcenter", 5, tmp_path / "k.json", params={"embedder": str(tiny_model_dir)}, seed=3)
     ids, columns = read_scores(run.manifest["scores"]["embed"]["path"])
-    first = int(np.random.default_rng(3).integers(20))
+    from selbench.selection.base import strategy_rng
+
+    # The strategy's own random stream (selection.base.strategy_rng), derived from (name, seed, dataset).
+    rng = strategy_rng(KCenterStrategy(embedder=str(tiny_model_dir)), 3, run.manifest["dataset"]["sha256"])
+    first = int(rng.integers(20))
     expected = kcenter_greedy(columns["embedding"], 5, first)
     assert run.manifest["ids"] == [ids[i] for i in expected]

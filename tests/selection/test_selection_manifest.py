@@ -225,3 +225,28 @@ def test_a_swapped_parquet_is_refused_not_served_from_cache(tmp_path):
     bad_seed = CliRunner().invoke(app, ["select", "random", "--data", str(b), "--budget", "5", "--seed", "-1",
                                         "--out", str(tmp_path / "x.json")])
     assert bad_seed.exit_code == 2 and "field 'seed'" in bad_seed.output
+
+
+def test_one_reader_refuses_repeated_ids_for_select_and_train_alike(tmp_path):
+    """`selbench select --against` and `selbench train --selection` read manifests with one reader: a repeated
+    id is an error naming its file line in both (the select side used to accept it)."""
+    from selbench.selection.manifest import read_manifest
+
+    ids = ["a", "b", "a"]
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"strategy": "x", "budget": 3, "dataset": {"sha256": "d" * 64},
+                                "ids": ids, "ids_sha256": sha256_lines(ids)}, indent=1))
+    for complete in (True, False):
+        with pytest.raises(InputError) as info:
+            read_manifest(path, complete=complete)
+        assert info.value.field == "ids" and "repeats entry 1" in info.value.message
+        lines = path.read_text().splitlines()
+        third = [n for n, line in enumerate(lines, 1) if line.strip().rstrip(",") == '"a"'][1]
+        assert info.value.line == third  # the file line of the repeated id, not its list position
+    with pytest.raises(InputError):
+        load_manifest(path)
+    path.write_text(json.dumps({"ids": ["a", "b"]}))
+    assert read_manifest(path, complete=False)["ids"] == ["a", "b"]  # hand-written: ids alone
+    with pytest.raises(InputError) as info:
+        read_manifest(path)
+    assert info.value.field == "strategy"

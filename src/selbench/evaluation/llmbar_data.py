@@ -140,3 +140,4 @@ def load_llmbar(subset: str, data_dir: str | Path | None = None) -> tuple[dict[s
                 raise InputError(f"not an LLMBar set ({exc})", path=url, field="data-dir") from None
         hashes[name] = sha256_file(path)  # same bytes, same hash: local and downloaded copies share caches
     return sets, hashes
+

@@ -62,14 +62,19 @@ def ifd_columns(model: Any, tokenizer: Any, examples: Sequence[Mapping[str, Any]
     Both texts of every example go through the same length-sorted batches (one pass over the data, not one per
     text), so a batch holds texts of similar length whichever kind they are.
     """
+    return _local_columns(model, tokenizer, examples, max_length, method, batch_tokens)[0]
+
+
+def _local_columns(model: Any, tokenizer: Any, examples: Sequence[Mapping[str, Any]], max_length: int, method: str,
+                   batch_tokens: int | None) -> tuple[dict[str, np.ndarray], int]:
+    """(columns, tokens run through the model)."""
     from selbench.scoring.lm_forward import sequence_stats
 
     plan = plan_ifd(tokenizer, examples, max_length, method)
     _, sequences, spans = _plan_sequences(plan)
     losses, _ = sequence_stats(model, sequences, spans, batch_tokens=batch_tokens)
     columns = _columns_from_losses(plan, losses if losses is not None else np.zeros(0))
-    columns["n_tokens"] = np.array(sum(len(s) for s in sequences))
-    return columns
+    return columns, sum(len(s) for s in sequences)
 
 
 def ifd_scores(model: Any, tokenizer: Any, examples: Sequence[Mapping[str, Any]], max_length: int = 512) -> np.ndarray:
@@ -189,9 +194,8 @@ class IFDScorer:
             tokens = sum(len(s) for s in sequences)
         else:
             model, tokenizer = self._model
-            columns = ifd_columns(model, tokenizer, examples, self.max_length, method=self.method,
-                                  batch_tokens=self.batch_tokens or None)
-            tokens = int(columns.pop("n_tokens"))
+            columns, tokens = _local_columns(model, tokenizer, examples, self.max_length, self.method,
+                                             self.batch_tokens or None)
         meter.add_tokens(tokens)
         skipped = int(np.isnan(columns["ifd"]).sum())
         log.info("ifd: %d examples, %d skipped, %d tokens", n, skipped, tokens)

@@ -50,30 +50,94 @@ class SelectionRun:
     cached: bool
 
 
-def load_manifest(path: str | Path) -> dict[str, Any]:
-    """Read and check a selection manifest (InputError naming the file and field when malformed)."""
+def read_manifest(path: str | Path, *, complete: bool = True) -> dict[str, Any]:
+    """Read and check a selection manifest: the one reader every stage uses (InputError naming the file, the
+    line and the field when malformed).
+
+    Always checked: a JSON object; `ids` a non-empty list of distinct strings (a bad or repeated id names the
+    file line it sits on); `ids_sha256`, when present, `sha256_lines(ids)`; `dataset`, when present, an
+    object with a string `sha256`. With `complete` (what `selbench select` writes and reads back) the fields
+    `strategy`, `budget`, `dataset`, `ids` and `ids_sha256` must all be there; without it, a hand-written
+    manifest holding only `ids` is accepted (what `selbench train --selection` takes).
+    """
     path = Path(path)
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot read selection manifest: {exc.strerror or exc}", path=path) from exc
+        text = path.read_text(encoding="utf-8")
+        manifest = json.loads(text)
+    except FileNotFoundError:
+        raise InputError("selection manifest not found", path=path) from None
     except json.JSONDecodeError as exc:
-        raise InputError(f"not JSON: {exc.msg}", path=path, line=exc.lineno) from exc
+        raise InputError(f"not valid JSON ({exc.msg})", path=path, line=exc.lineno) from None
     except RecursionError:
-        raise InputError("not JSON that can be parsed: nested too deeply", path=path) from None
+        raise InputError("not valid JSON here: nested too deeply to parse", path=path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read selection manifest: {getattr(exc, 'strerror', None) or exc}", path=path) from None
     if not isinstance(manifest, dict):
-        raise InputError("a selection manifest is a JSON object", path=path)
-    for name in REQUIRED_FIELDS:
-        if name not in manifest:
-            raise InputError("missing (not a selection manifest?)", path=path, field=name)
-    ids = manifest["ids"]
-    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise InputError("must be a list of example ids", path=path, field="ids")
-    if sha256_lines(ids) != manifest["ids_sha256"]:
-        raise InputError("does not match the ids (file edited?)", path=path, field="ids_sha256")
-    if not isinstance(manifest["dataset"], dict) or "sha256" not in manifest["dataset"]:
-        raise InputError("needs a 'sha256' entry", path=path, field="dataset")
+        raise InputError(f"expected a JSON object, got {type(manifest).__name__}", path=path)
+    if complete:
+        for name in REQUIRED_FIELDS:
+            if name not in manifest:
+                raise InputError("missing (not a selection manifest?)", path=path, field=name)
+    ids = manifest.get("ids")
+    if not isinstance(ids, list) or not ids:
+        raise InputError("expected a non-empty list of example ids", path=path, field="ids")
+    seen: dict[str, int] = {}
+    for k, example_id in enumerate(ids):
+        if not isinstance(example_id, str):
+            raise bad_id_error(path, text, ids, k,
+                               f"expected an example id string, got {type(example_id).__name__} {example_id!r}")
+        if example_id in seen:
+            raise bad_id_error(path, text, ids, k,
+                               f"id {example_id!r} repeats entry {seen[example_id] + 1}; each example is selected once")
+        seen[example_id] = k
+    if "ids_sha256" in manifest and manifest["ids_sha256"] != sha256_lines(ids):
+        raise InputError(f"{manifest['ids_sha256']!r} is not the sha256 of the ids (file edited?); expected "
+                         f"{sha256_lines(ids)}", path=path, field="ids_sha256")
+    dataset = manifest.get("dataset")
+    if dataset is not None or complete:
+        if not isinstance(dataset, dict):
+            raise InputError(f"expected an object with 'sha256', got {type(dataset).__name__}", path=path,
+                             field="dataset")
+        if not isinstance(dataset.get("sha256"), str):
+            raise InputError(f"expected the dataset's sha256 string, got {dataset.get('sha256')!r}", path=path,
+                             field="dataset.sha256")
     return manifest
+
+
+def load_manifest(path: str | Path) -> dict[str, Any]:
+    """A complete selection manifest, as `selbench select` writes it (`read_manifest(path)`)."""
+    return read_manifest(path, complete=True)
+
+
+def bad_id_error(path: str | Path, text: str, ids: list[Any], k: int, message: str) -> InputError:
+    """An InputError about `ids[k]` carrying the file line it sits on (not its list position, which editors
+    would jump to wrongly)."""
+    return InputError(f"{message} (entry {k + 1} of 'ids')", path=path, line=_id_line(text, ids, k), field="ids")
+
+
+def _id_line(text: str, ids: list[Any], k: int) -> int | None:
+    """1-based file line of `ids[k]`, or None: each `"ids": [` in the text is decoded item by item
+    (`raw_decode` gives offsets) and trusted only if it decodes to `ids`, so no misleading line is given."""
+    import re
+
+    decoder = json.JSONDecoder()
+    for match in re.finditer(r'"ids"\s*:\s*\[', text):
+        pos, starts, values = match.end(), [], []
+        try:
+            while True:
+                pos = len(text) - len(text[pos:].lstrip())
+                if text[pos] == "]":
+                    break
+                starts.append(pos)
+                value, pos = decoder.raw_decode(text, pos)
+                values.append(value)
+                pos = len(text) - len(text[pos:].lstrip())
+                pos += text[pos] == ","
+        except (ValueError, IndexError):
+            continue
+        if values == ids:
+            return text.count("\n", 0, starts[k]) + 1
+    return None
 
 
 def manifest_names(paths: Sequence[str | Path]) -> list[str]:

@@ -72,8 +72,8 @@ def load_selection(data_dir: str | Path, selection_path: str | Path | None) -> t
     The manifest (DESIGN.md "selection manifest", as `selbench select` writes it) is checked before any
     training: `ids` a non-empty list of distinct strings all in `data_dir`; `dataset`, when present, an object
     whose string `sha256` is `data_dir`'s; `ids_sha256`, when present, `sha256_lines(ids)`. Unlike
-    `selection.manifest.load_manifest`, hand-written manifests holding only `ids` are accepted. A bad id's
-    error carries the file line it sits on (not its list position, which editors would jump to wrongly).
+    `selection.manifest.load_manifest`, hand-written manifests holding only `ids` are accepted (both read it
+    with `selection.manifest.read_manifest`). A bad id's error carries the file line it sits on.
     """
     from selbench.data.schema import dataset_sha256, read_examples
 
@@ -82,81 +82,24 @@ def load_selection(data_dir: str | Path, selection_path: str | Path | None) -> t
         examples = read_examples(data_dir)
         ids = [e.id for e in examples]
         return examples, data_sha, sha256_lines(ids)
+    from selbench.selection.manifest import bad_id_error, read_manifest
+
     selection_path = Path(selection_path)
-    try:
-        text = selection_path.read_text(encoding="utf-8")
-        manifest = json.loads(text)
-    except FileNotFoundError:
-        raise InputError("selection manifest not found", path=selection_path) from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON ({exc.msg})", path=selection_path, line=exc.lineno) from None
-    except RecursionError:
-        raise InputError("not valid JSON here: nested too deeply to parse", path=selection_path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read selection manifest: {exc}", path=selection_path) from None
-    if not isinstance(manifest, dict):
-        raise InputError(f"expected a JSON object, got {type(manifest).__name__}", path=selection_path)
-    ids = manifest.get("ids")
-    if not isinstance(ids, list) or not ids:
-        raise InputError("expected a non-empty list of example ids", path=selection_path, field="ids")
-
-    def bad_id(k: int, message: str) -> InputError:
-        return InputError(f"{message} (entry {k + 1} of 'ids')", path=selection_path, line=item_line(k), field="ids")
-
-    def item_line(k: int) -> int | None:
-        """1-based file line of `ids[k]`, or None: each `"ids": [` in the text is decoded item by item
-        (`raw_decode` gives offsets) and trusted only if it decodes to `ids`, so no misleading line is given."""
-        import re
-
-        decoder = json.JSONDecoder()
-        for match in re.finditer(r'"ids"\s*:\s*\[', text):
-            pos, starts, values = match.end(), [], []
-            try:
-                while True:
-                    pos = len(text) - len(text[pos:].lstrip())
-                    if text[pos] == "]":
-                        break
-                    starts.append(pos)
-                    value, pos = decoder.raw_decode(text, pos)
-                    values.append(value)
-                    pos = len(text) - len(text[pos:].lstrip())
-                    pos += text[pos] == ","
-            except (ValueError, IndexError):
-                continue
-            if values == ids:
-                return text.count("\n", 0, starts[k]) + 1
-        return None
-
-    seen: dict[str, int] = {}
-    for k, example_id in enumerate(ids):
-        if not isinstance(example_id, str):
-            raise bad_id(k, f"expected an example id string, got {type(example_id).__name__} {example_id!r}")
-        if example_id in seen:
-            raise bad_id(k, f"id {example_id!r} repeats entry {seen[example_id] + 1}; each example is selected once")
-        seen[example_id] = k
-    dataset = manifest.get("dataset")
-    if dataset is not None:
-        if not isinstance(dataset, dict):
-            raise InputError(f"expected an object with 'sha256', got {type(dataset).__name__}", path=selection_path,
-                             field="dataset")
-        recorded = dataset.get("sha256")
-        if not isinstance(recorded, str):
-            raise InputError(f"expected the dataset's sha256 string, got {recorded!r}", path=selection_path,
-                             field="dataset.sha256")
-        if recorded != data_sha:
-            raise InputError(
-                f"selection was made on dataset {recorded[:12]}…, but {data_dir} is {data_sha[:12]}…",
-                path=selection_path,
-                field="dataset.sha256",
-            )
+    manifest = read_manifest(selection_path, complete=False)
+    ids = manifest["ids"]
+    recorded = (manifest.get("dataset") or {}).get("sha256")
+    if recorded is not None and recorded != data_sha:
+        raise InputError(
+            f"selection was made on dataset {recorded[:12]}…, but {data_dir} is {data_sha[:12]}…",
+            path=selection_path,
+            field="dataset.sha256",
+        )
     ids_sha = sha256_lines(ids)
-    if "ids_sha256" in manifest and manifest["ids_sha256"] != ids_sha:
-        raise InputError(f"{manifest['ids_sha256']!r} is not the sha256 of the ids (file edited?); expected {ids_sha}",
-                         path=selection_path, field="ids_sha256")
     by_id = {e.id: e for e in read_examples(data_dir, ids=ids)}  # only the selected rows, not the whole pool
     for k, example_id in enumerate(ids):
         if example_id not in by_id:
-            raise bad_id(k, f"id {example_id!r} is not in {data_dir}")
+            raise bad_id_error(selection_path, selection_path.read_text(encoding="utf-8"), ids, k,
+                               f"id {example_id!r} is not in {data_dir}")
     return [by_id[i] for i in ids], data_sha, ids_sha
 
 
