@@ -19,12 +19,12 @@ All variants must log the same first loss (the logged value, rounded by the Trai
 1e-5 equality of loss and gradients is tests/training/test_chunked_loss.py's). Target: `ours` <= 2 GB
 (TARGET_MB) for the full run.
 
-Measured once on this project's 2-core CPU machine (load average 4-5 from other jobs), `--max-steps 2`:
-peak RSS baseline 5296 MB, chunked 4402 MB, ours 1610 MB (3.3x less); the same first and final losses for
-chunked and ours (1.96263254 / 1.61094987), 6e-6 / 2e-6 from the baseline's; train seconds 106 / 99 / 134
-(checkpointing recomputes the forward pass: +35% over chunked). The code before these changes peaked at
-6620 MB on the same two steps (`/usr/bin/time -v selbench train ... --set max_steps=2`). The whole run
-(14 steps, `selbench train` in the README tour): 1873 MB.
+Measured on this project's 2-core CPU machine (load average 0-2 from other jobs), the whole run (14 steps):
+peak RSS baseline 5094 MiB, ours 1587 MiB (3.2x less); first / final loss 1.96262610 / 1.52149487 (baseline)
+and 1.96263254 / 1.52149725 (ours), 6e-6 / 2e-6 apart; train seconds 152 (baseline) and 202 (ours: the
+forward pass is recomputed, +33%). With `--max-steps 2` (load 4-5): baseline 5296, chunked 4402, ours 1610 MiB
+(then with a 4 MiB mmap threshold). The code before these changes peaked at 6620 MB on the same two steps
+(`/usr/bin/time -v selbench train ... --set max_steps=2`; the issue measured 6.6-6.9 GB for the whole run).
 """
 
 from __future__ import annotations

@@ -18,7 +18,9 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-LIBRARY_LOGGERS = ("transformers", "trl", "peft", "accelerate", "datasets", "huggingface_hub", "torch", "py.warnings")
+STEP_LOGGER = "selbench.training.steps"  # the Trainer's per-step log dicts (trl_adapter.STEP_LOGGER)
+LIBRARY_LOGGERS = ("transformers", "trl", "peft", "accelerate", "datasets", "huggingface_hub", "torch", "py.warnings",
+                   STEP_LOGGER)
 
 
 @contextlib.contextmanager
@@ -28,12 +30,17 @@ def library_output_to(path: str | Path, loggers: tuple[str, ...] = LIBRARY_LOGGE
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # A run that already logs to a file (`selbench run`'s run.log) keeps getting these records too; only the
+    # terminal (handlers writing to stdout / stderr) is spared them.
+    kept = [h for h in logging.getLogger().handlers if not _writes_to_terminal(h)]
     saved = {}
     for name in loggers:
         logger = logging.getLogger(name)
-        saved[name] = (logger.handlers[:], logger.propagate)
-        logger.handlers = [handler]
+        saved[name] = (logger.handlers[:], logger.propagate, logger.level)
+        logger.handlers = [handler, *kept]
         logger.propagate = False
+        if name == STEP_LOGGER:  # INFO records, whatever the root's level
+            logger.setLevel(logging.INFO)
     bars = _progress_bars_off()
     telemetry = _hub_telemetry_off()
     try:
@@ -47,11 +54,27 @@ def library_output_to(path: str | Path, loggers: tuple[str, ...] = LIBRARY_LOGGE
     finally:
         bars()
         telemetry()
-        for name, (handlers, propagate) in saved.items():
+        for name, (handlers, propagate, level) in saved.items():
             logger = logging.getLogger(name)
             logger.handlers = handlers
             logger.propagate = propagate
+            logger.setLevel(level)
         handler.close()
+
+
+def _writes_to_terminal(handler: logging.Handler) -> bool:
+    import sys
+
+    stream = getattr(handler, "stream", None)
+    # The process's own stdout / stderr, not whatever sys.stderr is now: `selbench run` redirects that to its
+    # run.log, whose handler must keep the records.
+    if stream is not None and stream in (sys.__stderr__, sys.__stdout__):
+        return True
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False
 
 
 def _hub_telemetry_off() -> Callable[[], None]:

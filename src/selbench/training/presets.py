@@ -128,8 +128,8 @@ class TrainConfig:
     Hardware (auto = decided from the device at hand):
         precision: `auto` (bf16 on a bf16-capable GPU, fp32 on CPU), `fp32`, `bf16`, `fp16`.
         gradient_checkpointing: None = on (GPU and CPU). Activations are recomputed layer by layer in the
-            backward pass: the same loss and gradients, 15-35% more time per step (measured on CPU), and on
-            CPU LoRA on SmolLM2-135M (batch 8 x 256) peaks at 1.6 GB instead of 4.4 GB
+            backward pass: the same loss and gradients, ~33% more time per step (measured on CPU), and on
+            CPU LoRA on SmolLM2-135M (batch 8 x 256) peaks at 1.6 GiB instead of 4-5 GiB
             (bench/bench_training_memory.py).
         deepspeed: path to a DeepSpeed JSON (e.g. `configs/ds_zero2.json`) or None.
 

@@ -236,7 +236,7 @@ def _compute_fn(step: TrainStep, store: StepStore, key: str) -> Callable[[Path],
         from selbench.cost import CostMeter
 
         if hw["device"] == "cpu":
-            trl_adapter.return_freed_memory()  # peak RSS 2.5 -> 1.7 GB for SmolLM2 LoRA (see its docstring)
+            trl_adapter.return_freed_memory()  # peak RSS 2.4 -> 1.6 GiB for SmolLM2 LoRA (see its docstring)
         model, tokenizer, base_ref = load_base_model(model_spec, WEIGHT_DTYPES[hw["precision"]])
         # The study's template reproduces its TRL packing, which let packed examples see each other ("wrapped");
         # our own packing keeps them apart (best-fit decreasing, padding-free).
@@ -279,7 +279,7 @@ def _compute_fn(step: TrainStep, store: StepStore, key: str) -> Callable[[Path],
                 hw,
                 packing_strategy=packing,
                 callbacks=[trl_adapter.log_callback(log_path, elapsed_path, previous_seconds), *callbacks],
-                text_log=partial / TEXT_LOG_FILE,
+                quiet_progress=True,
             )
             metrics = trl_adapter.run_trainer(trainer, resume)
             meter.add_tokens(metrics["num_input_tokens_seen"])

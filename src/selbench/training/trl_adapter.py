@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from selbench.training.library_logs import STEP_LOGGER
 from selbench.training.presets import TrainConfig, batch_plan
 
 log = logging.getLogger(__name__)
@@ -49,14 +50,15 @@ def hardware(config: TrainConfig) -> dict[str, Any]:
     }
 
 
-def return_freed_memory(threshold_bytes: int = 4 * 1024 * 1024) -> bool:
+def return_freed_memory(threshold_bytes: int = 1024 * 1024) -> bool:
     """glibc only: serve allocations of `threshold_bytes` and more with mmap, so that freed tensors go back to
     the OS at once. Returns whether the setting was applied (not on other C libraries or systems).
 
     glibc raises its mmap threshold after every large free (up to 32 MiB), so a training step's activations
-    (4-20 MB tensors) are then carved from per-thread heaps that keep the freed memory: measured on SmolLM2
-    LoRA training on CPU, peak RSS 2.5 GB with the default, 1.7 GB with this (`M_MMAP_THRESHOLD` = 4 MiB), for
-    a few percent more system time (page faults). Process-wide and permanent for the process.
+    (1-20 MB tensors) are then carved from per-thread heaps that keep the freed memory. Measured on CPU, LoRA
+    on SmolLM2 (the README tour's 14-step runs, activation checkpointing on): peak RSS 1.57-1.64 GiB with
+    `M_MMAP_THRESHOLD` = 1 MiB, 1.94-1.98 GiB with 4 MiB, ~2.4 GiB with glibc's default (2 steps); 1 MiB
+    cost 6-8% more time than 4 MiB (page faults). Process-wide and permanent for the process.
     """
     import ctypes
     import sys
@@ -211,10 +213,12 @@ def log_callback(log_path: Path, elapsed_path: Path, previous_seconds: float = 0
     return _LogCallback()
 
 
-def progress_callback(log_path: Path) -> Any:
+
+
+def progress_callback() -> Any:
     """A TrainerCallback in place of transformers' ProgressCallback: one progress bar on stderr, updated once
-    per optimizer step with the latest loss, and the Trainer's log dicts appended to `log_path` (the step's
-    text log) instead of being printed under the bar."""
+    per optimizer step with the latest loss; the Trainer's log dicts go to the `STEP_LOGGER` logger (the
+    step's text log, see `library_logs`) instead of being printed under the bar."""
     from tqdm.auto import tqdm
     from transformers import TrainerCallback
 
@@ -232,8 +236,7 @@ def progress_callback(log_path: Path) -> Any:
         def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
             if not logs:
                 return
-            with open(log_path, "a", encoding="utf-8") as fh:
-                fh.write(f"step {state.global_step}: {json.dumps(logs, default=str)}\n")
+            logging.getLogger(STEP_LOGGER).info("step %d: %s", state.global_step, json.dumps(logs, default=str))
             if self.bar is not None and "loss" in logs:
                 self.bar.set_postfix(loss=f"{float(logs['loss']):.4f}", refresh=False)
 
@@ -256,7 +259,7 @@ def build_trainer(
     packing_strategy: str | None,
     callbacks: list[Any] = (),
     chunked_loss: bool | None = None,
-    text_log: Path | None = None,
+    quiet_progress: bool = False,
 ) -> Any:
     """An SFTTrainer over a tokenized dataset (`input_ids`, `labels`, `length`).
 
@@ -268,8 +271,8 @@ def build_trainer(
     `chunked_loss=False` (default: `CHUNKED_LOSS`) or a model type `chunked_loss` does not know uses the
     model's own loss over full logits. On GPU TRL's kernel is kept (it saves the logits' memory too).
 
-    With `text_log`, the Trainer's per-step log dicts go to that file and stderr shows one progress bar
-    (`progress_callback`).
+    With `quiet_progress`, the Trainer's per-step log dicts go to the `STEP_LOGGER` logger and stderr shows
+    one progress bar (`progress_callback`).
     """
     from transformers import Trainer
     from trl import SFTTrainer
@@ -308,12 +311,12 @@ def build_trainer(
         processing_class=tokenizer,
         callbacks=list(callbacks),
     )
-    if text_log is not None:  # our progress bar replaces the one that prints every log dict under it
+    if quiet_progress:  # our progress bar replaces the one that prints every log dict under it
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
         trainer.remove_callback(ProgressCallback)
         trainer.remove_callback(PrinterCallback)
-        trainer.add_callback(progress_callback(text_log))
+        trainer.add_callback(progress_callback())
     return trainer
 
 
