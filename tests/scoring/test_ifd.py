@@ -149,8 +149,12 @@ def test_scorer_step_is_cached_and_keyed_by_its_options(tmp_path, tiny_model_dir
     np.testing.assert_allclose(columns["ifd"], ifd_scores(model, tok, examples, MAX_LENGTH), rtol=1e-6,
                                equal_nan=True)
     assert first.cost["tokens"] > 0 and not first.cached
+    # `score ifd --json` prints n_skipped (DESIGN): the examples whose ifd is NaN, also when read from the cache.
+    assert first.summary["n_skipped"] == int(np.isnan(columns["ifd"]).sum()) >= 2
+    assert sum(first.summary["skipped_by_reason"].values()) == first.summary["n_skipped"]
     second = compute_scores(data, "ifd", options, store)
     assert second.cached and second.key == first.key and second.call_cost["wall_seconds"] == 0.0
+    assert second.summary == first.summary
     # Speed-only options share the scores; what changes them gets a new key.
     assert compute_scores(data, "ifd", {**options, "batch_tokens": 64}, store).cached
     for change in ({"max_length": 64}, {"method": "superfilter"}, {"dtype": "bfloat16"}):

@@ -200,3 +200,13 @@ class IFDScorer:
         skipped = int(np.isnan(columns["ifd"]).sum())
         log.info("ifd: %d examples, %d skipped, %d tokens", n, skipped, tokens)
         return columns
+
+    def summarize(self, columns: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        """`n_skipped` (DESIGN's `score ifd --json`: examples Cherry's rules leave unscored) and the count per
+        reason (`ifd_text.SKIP_REASONS`), from the stored columns, so a cached table answers the same."""
+        from selbench.scoring.ifd_text import SKIP_REASONS
+
+        skip = np.asarray(columns["ifd_skip"])
+        return {"n_skipped": int((skip != 0).sum()),
+                "skipped_by_reason": {name: int((skip == code).sum()) for code, name in SKIP_REASONS.items()
+                                      if (skip == code).any()}}
