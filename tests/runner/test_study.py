@@ -228,8 +228,8 @@ prices: {{node_usd_per_hour: {{default: 0.0}}}}
 
 @pytest.mark.slow
 def test_demo_grid_on_smollm2_in_miniature(tmp_path, shared_data, monkeypatch):
-    """configs/demo.yaml as shipped (packaged ShareGPT pool, SmolLM2, LoRA, IFEval, LLMBar, the head-to-head
-    judged by SmolLM2 served on 127.0.0.1), shrunk to a handful of items and one training step per model."""
+    """configs/demo.yaml as shipped (packaged ShareGPT pool, SmolLM2, every strategy with AlpaGasus' judge and
+    the head-to-head's served on 127.0.0.1, LoRA, IFEval, LLMBar), shrunk to a handful of items and one training step per model."""
     import yaml
 
     grid = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
@@ -238,6 +238,9 @@ def test_demo_grid_on_smollm2_in_miniature(tmp_path, shared_data, monkeypatch):
     grid["budgets"] = [8]
     grid["random"]["seeds"] = [0]
     grid["train"]["set"].update(max_steps=1, max_length=128)
+    for name in ("superfilter", "cherry", "rds"):
+        grid["strategies"][name]["max_length"] = 128
+    grid["strategies"]["alpagasus"]["pool_size"] = 16  # the served judge rates a seeded 16 of the 64
     grid["benchmarks"]["ifeval"].update(limit=1, max_new_tokens=16)
     grid["benchmarks"]["llmbar"].update(limit=1, data_dir=str(shared_data / "llmbar"))
     grid["benchmarks"]["alpacaeval"].update(limit=1, max_new_tokens=16)
@@ -246,10 +249,10 @@ def test_demo_grid_on_smollm2_in_miniature(tmp_path, shared_data, monkeypatch):
     monkeypatch.setenv("SELBENCH_CACHE", str(tmp_path / "cache"))
     code, out, output = invoke(str(path))
     assert code == 0, output
-    # longest, superfilter, cherry, deita, kcenter, random-s0, strict-random-s0
-    assert (out["cells"], out["done"], out["failed"]) == (7, 7, 0)
+    # longest, alpagasus, superfilter, cherry, deita, rds, kcenter, random-s0, strict-random-s0
+    assert (out["cells"], out["done"], out["failed"]) == (9, 9, 0), output
     results = read_results(tmp_path / "demo" / "results.parquet")
     assert set(results.benchmark) == {"ifeval", "llmbar", "alpacaeval"}
     assert set(results[results.benchmark == "alpacaeval"].strategy) == {
-        "longest", "superfilter", "cherry", "deita", "kcenter", "strict-random"}
+        "longest", "alpagasus", "superfilter", "cherry", "deita", "rds", "kcenter", "strict-random"}
     assert len(pd.read_parquet(tmp_path / "demo" / "base.parquet").benchmark.unique()) == 2

@@ -264,3 +264,37 @@ def test_smollm2_rates_sharegpt_examples_with_the_study_preset(tmp_path):
     assert out["n"] == len(scores) == served.state.counts["chat"]
     assert out["unparsed"] == int(np.isnan(scores).sum())
     assert all(0 <= s <= 5 for s in scores[~np.isnan(scores)])
+
+
+def test_a_local_judge_is_served_for_the_step_and_keyed_by_its_weights(tiny_model_dir, tmp_path, isolated_cache):
+    """`--judge MODEL_FOLDER` without a base URL: selbench serves those weights on 127.0.0.1 while the score
+    step runs (the offline demo's AlpaGasus). Every example is asked; the step and the request cache are keyed
+    by the weights' hash, not by the port, so a re-run on a new port asks the model nothing again."""
+    from selbench.assets import model_fingerprint
+
+    data = _pool(tmp_path / "pool", 4)
+    judge = str(tiny_model_dir)
+    scorer = AlpagasusScorer(judge=judge, preset="study")
+    assert scorer.local_judge and scorer.fingerprint()["judge"] == {
+        "model": judge, "served_by": "selbench serve", **model_fingerprint(judge)}
+    assert not AlpagasusScorer(judge=judge, judge_base_url="http://127.0.0.1:9/v1").local_judge
+    common = ["--data", str(data), "--judge", judge, "--preset", "study"]
+    out = tmp_path / "scores.parquet"
+    first = _json(CliRunner().invoke(app, ["score", "alpagasus", *common, "--out", str(out), "--json"]))
+    assert first["requests"] == 4 and first["rejected"] == 0 and first["rated"] + first["unparsed"] == 4
+    assert first["judge"]["http_requests"] == 4 and first["judge"]["cached"] == 0
+    assert first["tokens"] > 0 and not first["cached"] and first["cost_usd"] >= 0
+    statuses = read_scores(out)[1]["status"]
+    assert set(statuses.tolist()) <= {0.0, 1.0}
+    store = StepStore(isolated_cache)
+    options = {"judge": judge, "preset": "study"}
+    again = compute_scores(data, "alpagasus", options, store)
+    assert again.cached
+    # The scores are gone, the answers are not: a new server (another port) is asked nothing.
+    import shutil
+
+    shutil.rmtree(again.path.parent)
+    third = compute_scores(data, "alpagasus", options, store)
+    assert not third.cached and third.key == again.key
+    assert third.summary["judge"]["cached"] == 4 and third.summary["judge"]["http_requests"] == 0
+    np.testing.assert_array_equal(read_scores(third.path)[1]["status"], statuses)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from selbench.errors import InputError
-from selbench.scoring.rds import read_targets
+from selbench.scoring.rds import TARGET_SETS, read_targets
 from selbench.selection.base import STRATEGIES, Pool
 from selbench.selection.rds import RdsStrategy, round_robin_select
 
@@ -55,6 +55,26 @@ def test_target_files(tmp_path):
     as_json = tmp_path / "t.json"
     as_json.write_text(json.dumps(["Write a poem.", {"instruction": "Sum it"}]))
     assert len(read_targets(as_json)) == 2
+
+
+def test_the_packaged_target_set_is_named_and_leaks_no_benchmark_item(tmp_path, monkeypatch):
+    """`target: instruction-following` (the demo's RDS+) reads the packaged set; a file of that name in the
+    working folder still wins; none of its instructions is an IFEval or AlpacaEval prompt."""
+    from selbench.assets import asset_path
+
+    targets = read_targets("instruction-following")
+    assert len(targets) == 12 and all(t[0]["role"] == "user" and len(t) == 1 for t in targets)
+    assert targets == read_targets(TARGET_SETS["instruction-following"])
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "instruction-following").write_text('"Only mine."\n')
+    assert read_targets("instruction-following") == [[{"role": "user", "content": "Only mine."}]]
+    ifeval = [json.loads(line)["prompt"] for line in asset_path("ifeval").read_text().splitlines() if line.strip()]
+    alpacaeval = [r["instruction"] for r in json.loads(asset_path("alpacaeval").read_text())]
+    benchmark = {" ".join(t.lower().split()) for t in ifeval + alpacaeval}
+    assert len(benchmark) > 900
+    for target in targets:
+        words = " ".join(target[0]["content"].lower().split())
+        assert not any(words in item or item in words for item in benchmark), words
 
 
 @pytest.mark.parametrize("text, line, field", [

@@ -18,6 +18,7 @@ _EXPORTS = {
     "assets": "selbench.assets.catalog",
     "load_embedder": "selbench.assets.embedder",
     "parse_spec": "selbench.assets.spec",
+    "is_local_model": "selbench.assets.spec",
     "ensure_converted": "selbench.assets.convert",
     "model_cache_root": "selbench.assets.convert",
 }

@@ -50,6 +50,18 @@ def model_asset_names() -> list[str]:
     return [n for n in assets.names() if assets.get(n).kind == "model"]
 
 
+def is_local_model(spec: str | None, base_url: str | None = None) -> bool:
+    """Whether a judge's `model` names weights selbench can load and serve itself (a packaged asset, a model
+    folder or `hf://...`) rather than a model behind an API: only when no `base_url` is given.
+
+    >>> is_local_model("smollm2-135m-instruct"), is_local_model("gpt-4o"), is_local_model("smollm2-135m-instruct", "http://h/v1")
+    (True, False, False)
+    """
+    if base_url is not None or not spec:
+        return False
+    return spec.startswith(HUB_PREFIX) or spec in model_asset_names() or Path(spec).expanduser().is_dir()
+
+
 def parse_spec(spec: str | os.PathLike, revision: str | None = None) -> ModelSpec:
     """Decide what `spec` names.
 

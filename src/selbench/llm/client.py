@@ -81,6 +81,9 @@ class LLMConfig:
         max_retries: retries after the first attempt on transient errors.
         backoff_s: first retry delay without a Retry-After header; doubles each retry (capped at 60 s).
         timeout_s: per-request timeout.
+        cache_endpoint: what the request cache records in place of the base URL: a judge that selbench serves
+            itself on a free 127.0.0.1 port passes its weights' identity, so a re-run on another port finds
+            its answers (and other weights served under the same name never do).
     """
 
     model: str
@@ -90,6 +93,7 @@ class LLMConfig:
     max_retries: int = 5
     backoff_s: float = 1.0
     timeout_s: float = 120.0
+    cache_endpoint: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model:
@@ -112,6 +116,11 @@ class LLMConfig:
     @property
     def endpoint(self) -> str:
         return (self.base_url or OPENAI_URL).rstrip("/")
+
+    @property
+    def cache_identity(self) -> str:
+        """The endpoint as the request cache knows it (`cache_endpoint`, else the base URL)."""
+        return self.cache_endpoint or self.endpoint
 
     @property
     def is_loopback(self) -> bool:
@@ -165,7 +174,7 @@ class LLMStats:
 
 def request_key(config: LLMConfig, messages: Sequence[dict[str, Any]], params: dict[str, Any]) -> str:
     """Cache key of one chat request to `config`'s endpoint and model (never the API key)."""
-    return _request_key(config.endpoint, config.model, messages, params)
+    return _request_key(config.cache_identity, config.model, messages, params)
 
 
 def retry_after_seconds(headers: Any) -> float | None:
@@ -220,7 +229,7 @@ class LLMClient:
     def __init__(self, config: LLMConfig, cache_dir: str | Path | None = None, store: StepStore | None = None) -> None:
         self.config = config
         self.cache = RequestCache(cache_dir) if cache_dir is not None else RequestCache.default(
-            config.endpoint, config.model, store)
+            config.cache_identity, config.model, store)
         self.stats = LLMStats()
         self._client: Any = None
         self._client_lock = threading.Lock()
@@ -332,7 +341,7 @@ class LLMClient:
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
         )
-        self.cache.put(key, endpoint=self.config.endpoint, model=self.config.model, params=params, response=response)
+        self.cache.put(key, endpoint=self.config.cache_identity, model=self.config.model, params=params, response=response)
         return response
 
     # -------------------------------------------------------------------------------- many requests

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from selbench.assets.spec import is_local_model
 from selbench.runner.plan import Node, NodeStatus, Plan
 from selbench.store import StepStore
 
@@ -227,6 +228,9 @@ class _Work:
             if "judge" in options and "model" not in options:  # one rating request per example (AlpaGasus)
                 rated = min(n, options.get("pool_size") or (STUDY_RATED if options.get("preset") == "study" else n))
                 out = options.get("max_tokens") or (3 if options.get("preset") == "study" else 60)
+                if is_local_model(options["judge"], options.get("judge_base_url")):  # served here by selbench serve
+                    return (self.prefill_seconds(rated * (mean + 150))
+                            + rated * out / self.tp.generate_tokens_per_s + 10.0), 0.0
                 price = price_sheet(self.plan.grid.prices).api_price(options["judge"])
                 usd = rated * ((mean + 150) * price.input_per_1m + out * price.output_per_1m) / 1e6
                 return rated * 0.25 / max(1, int(options.get("judge_workers") or 4)), usd
@@ -263,16 +267,10 @@ class _Work:
                 seconds += self.generate_seconds(n, step.max_new_tokens, 60.0)
         calls = n * (1 if step.protocol == "study" else 2)
         out_tokens = 60 if (step.annotator or "").endswith("_fn") else 1
-        if step.judge_base_url is None and _is_local(step.judge):
+        if is_local_model(step.judge, step.judge_base_url):
             return seconds + self.prefill_seconds(calls * 1000) + calls * out_tokens / self.tp.generate_tokens_per_s, 0.0
         price = price_sheet(grid.prices).api_price(step.judge)
         return seconds + calls * 0.05, calls * (1000 * price.input_per_1m + out_tokens * price.output_per_1m) / 1e6
-
-
-def _is_local(judge: str) -> bool:
-    from selbench.assets.spec import model_asset_names
-
-    return judge.startswith("hf://") or judge in model_asset_names() or Path(judge).is_dir()
 
 
 def price_sheet(value: Any) -> Any:

@@ -65,11 +65,9 @@ class HeadToHeadStep(Step):
     VERSION: ClassVar[int] = 1
 
     def _local_judge(self) -> bool:
-        if self.judge_base_url is not None:
-            return False
-        from selbench.assets.spec import model_asset_names
+        from selbench.assets.spec import is_local_model
 
-        return self.judge.startswith("hf://") or self.judge in model_asset_names() or Path(self.judge).is_dir()
+        return is_local_model(self.judge, self.judge_base_url)
 
     def config(self) -> dict[str, Any]:
         from selbench.evaluation.alpacaeval import ANNOTATOR

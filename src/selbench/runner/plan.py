@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from selbench.assets.spec import is_local_model
 from selbench.data.prepare import PrepareStep
 from selbench.data.subsample import SubsampleStep
 from selbench.hashing import sha256_json
@@ -180,7 +181,9 @@ class _Builder:
             scorer = score.scorer
             score_id = f"score/{dataset}/{scorer}/{sha256_json(dict(score.options))[:8]}"
             options = dict(score.options)
-            api_judged = "judge" in options and "model" not in options  # AlpaGasus: requests to an endpoint
+            # AlpaGasus: requests to an endpoint need no model here, unless the judge is weights served here.
+            api_judged = ("judge" in options and "model" not in options
+                          and not is_local_model(options["judge"], options.get("judge_base_url")))
             resources = None if scorer in MODEL_FREE_SCORERS or api_judged else MODEL_RESOURCES
             deps.append(self.add(score_id, "score", score, (data[0],), resources=resources))
         deps.extend(node for node, _ in against)

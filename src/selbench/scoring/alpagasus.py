@@ -22,6 +22,12 @@ Presets (the prompts are reproduced byte for byte: the judge must see exactly wh
   `np.random.default_rng(42).permutation`) and its scorer rated the first 40,000; the other examples get
   NaN. The study kept ratings >= 4, best first, at most the budget (`--threshold 4 --budget N`).
 
+A judge named by its weights (a packaged model such as `smollm2-135m-instruct`, a model folder or
+`hf://org/name`) with no `judge_base_url` is served by selbench itself: `selbench serve`'s app on a free
+127.0.0.1 port while the score step runs (the offline demo's AlpaGasus). Its ratings are then keyed by the
+weights' content hash, not by a URL, and the request cache by the same hash, so a re-run on another port
+reuses every answer.
+
 Multi-turn records are rated on their first exchange (`instruction`, `output`), as both pipelines did.
 
 Parsing (both presets): the rating is the first number in the reply, if it lies on the 0-5 scale; a reply
@@ -36,9 +42,10 @@ is what both prompts ask for.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -155,8 +162,8 @@ class AlpagasusScorer:
     """An LLM judge's 0-5 accuracy rating of every example (column `score`, NaN where there is none).
 
     Args:
-        judge: model name at the endpoint (the paper: gpt-3.5-turbo-0301; the study: gpt-4o).
-        judge_base_url: OpenAI-compatible base URL ending in /v1; None = api.openai.com.
+        judge: model name at the endpoint (the paper: gpt-3.5-turbo-0301; the study: gpt-4o), or local weights (packaged model, folder, hf://) that selbench serves on 127.0.0.1 when judge_base_url is unset.
+        judge_base_url: OpenAI-compatible base URL ending in /v1; None = api.openai.com (or the local judge's own server).
         judge_api_key_env: environment variable holding the API key (not needed on 127.0.0.1).
         preset: "alpagasus" (the authors' prompt and request) or "study" (ChasingRandom's).
         judge_workers: concurrent judge requests.
@@ -191,10 +198,43 @@ class AlpagasusScorer:
             raise InputError(f"{self.pool_seed!r} must be an integer >= 0", field="pool-seed")
         self.llm_config()  # validates judge, URL, workers and the key's variable, naming their flags
         object.__setattr__(self, "_stats", {})
+        object.__setattr__(self, "_served_url", None)
+
+    @property
+    def local_judge(self) -> bool:
+        """The judge is weights selbench serves itself (no base URL, a loadable model spec)."""
+        from selbench.assets.spec import is_local_model
+
+        return is_local_model(self.judge, self.judge_base_url)
+
+    def _weights_id(self) -> dict[str, str]:
+        from selbench.assets import model_fingerprint
+
+        return model_fingerprint(self.judge)
 
     def llm_config(self) -> LLMConfig:
-        return LLMConfig(model=self.judge, base_url=self.judge_base_url, api_key_env=self.judge_api_key_env,
-                         max_workers=self.judge_workers, timeout_s=self.judge_timeout)
+        served = self.__dict__.get("_served_url")
+        return LLMConfig(model=self.judge, base_url=served or self.judge_base_url, api_key_env=self.judge_api_key_env,
+                         max_workers=self.judge_workers, timeout_s=self.judge_timeout,
+                         cache_endpoint=f"selbench-serve:{sha256_json(self._weights_id())}" if served else None)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """While the score step computes shards: a local judge is loaded and served on 127.0.0.1 (selbench
+        serve's app); an endpoint judge needs nothing."""
+        if not self.local_judge or self.__dict__.get("_served_url"):
+            yield
+            return
+        from selbench.assets import load_model
+        from selbench.generation.server import BackgroundServer, create_app
+
+        model, tokenizer = load_model(self.judge)
+        with BackgroundServer(create_app(model, tokenizer, self.judge)) as server:
+            object.__setattr__(self, "_served_url", server.base_url)
+            try:
+                yield
+            finally:
+                object.__setattr__(self, "_served_url", None)
 
     def request_params(self) -> dict[str, Any]:
         params = dict(PRESET_PARAMS[self.preset])
@@ -210,9 +250,12 @@ class AlpagasusScorer:
         # What changes the ratings: the judge (model at its endpoint), the exact prompt and request, which
         # examples are rated and how replies are read. Not the workers, the timeout or the key's variable.
         config = self.llm_config()
+        judge: dict[str, Any] = {"model": config.model, "endpoint": config.endpoint}
+        if self.local_judge:  # served here: the weights decide the ratings, not the (ephemeral) port
+            judge = {"model": self.judge, "served_by": "selbench serve", **self._weights_id()}
         return {
             "preset": self.preset,
-            "judge": {"model": config.model, "endpoint": config.endpoint},
+            "judge": judge,
             "params": self.request_params(),
             "prompt_sha256": sha256_json(list(PRESET_PROMPTS[self.preset])),
             "pool_size": self.effective_pool_size,
@@ -231,10 +274,16 @@ class AlpagasusScorer:
         requests = [rating_messages(self.preset, instruction, input, output)
                     for instruction, input, output in zip(rows["instruction"], rows["input"], rows["output"],
                                                           strict=True)]
+        if self.local_judge and not self.__dict__.get("_served_url"):  # called outside a score step's session
+            with self.session():
+                return self.score(rows, meter)
         client = LLMClient(self.llm_config())
         replies = client.judge_many(requests, self.request_params(), _reply_rating, progress=True,
                                     desc=f"alpagasus ({self.judge})") if requests else []
-        client.charge(meter)  # a fresh client per shard: its tokens are this shard's
+        if self.local_judge:  # this node's compute (its wall time is the cost), not API tokens at a list price
+            meter.add_tokens(client.stats.prompt_tokens + client.stats.completion_tokens)
+        else:
+            client.charge(meter)  # a fresh client per shard: its tokens are this shard's
         scores = np.array([math.nan if r is None else r for r in replies], dtype=np.float64)
         status = np.array([-1.0 if r is None else (0.0 if math.isnan(r) else 1.0) for r in replies],
                           dtype=np.float64)

@@ -12,6 +12,7 @@ Adding a scorer is one file: a class with `name`, `VERSION`, `columns` (the data
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -46,6 +47,8 @@ class Scorer(Protocol):
         rows_to_score: (optional) `rows_to_score(n) -> sorted positions | None`: score only these examples
             of the n-example pool (e.g. the study's 40,000-example AlpaGasus pool); every column of the others
             is NaN (columns are stored as floats then). None: all.
+        session: (optional) `session()` context manager the score step holds open while it computes shards,
+            and only when some are left (AlpaGasus serves a local judge on 127.0.0.1 for that long).
 
     Its options are the fields of a frozen dataclass documented in an "Args:" docstring section:
     `selbench score <name>` is generated from them (`selbench.cli.registry_cmds`).
@@ -223,8 +226,11 @@ class ScoreStep(Step):
             return payload
 
         done_before = [i for i in range(shards.n_shards) if shards.done(i)]
+        session = getattr(scorer, "session", None)
+        opened = session() if session is not None and len(done_before) < shards.n_shards else contextlib.nullcontext()
         with CostMeter(f"{STEP}:{self.scorer}", prices=self.prices) as meter:
-            progress = shards.run(score_shard, desc=f"score {self.scorer}")
+            with opened:
+                progress = shards.run(score_shard, desc=f"score {self.scorer}")
             written, totals = _write_score_table(data_file, shards, tmp,
                                                  getattr(scorer, "column_dtypes", None) or {})
             meter.add_tokens(int(totals[1]))

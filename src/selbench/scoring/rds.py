@@ -11,7 +11,11 @@ Embeddings are L2-normalized and compared by dot product. The `rds` strategy the
 the target examples (`selbench.selection.rds`).
 
 The target file (`target`): JSON (a list) or JSONL; each record is an instruction string, an object with
-`messages` ([{role, content}]), or an object with `instruction` (+ optional `input`, `output`).
+`messages` ([{role, content}]), or an object with `instruction` (+ optional `input`, `output`). Or the name of
+a packaged target set (`TARGET_SETS`): `instruction-following` holds 12 instructions written for selbench in
+the style of the demo's benchmarks (format constraints as IFEval checks them, open requests as AlpacaEval
+asks them), none taken from a benchmark, so selecting toward them leaks no test item. The paper's targets are
+the evaluation tasks' own dev examples; the demo has none, hence this stand-in.
 
 Deviation: the reference embeds the pool once and queries that index with each target set; here the
 similarities are the score step's output, keyed by the target set's content, so a new target set embeds the
@@ -33,13 +37,30 @@ from selbench.cost import CostMeter
 from selbench.errors import InputError
 
 
+TARGET_SETS = {"instruction-following": Path(__file__).with_name("targets") / "instruction-following.jsonl"}
+
+
+def target_file(target: str | Path) -> Path:
+    """The file a `target` names: a path, else a packaged target set's name (`TARGET_SETS`).
+
+    >>> target_file("instruction-following").name
+    'instruction-following.jsonl'
+    """
+    path = Path(target)
+    if not path.exists() and str(target) in TARGET_SETS:
+        return TARGET_SETS[str(target)]
+    return path
+
+
 def read_targets(path: str | Path) -> list[list[dict[str, str]]]:
-    """The target examples of a JSON or JSONL file, as message lists (InputError naming record and field)."""
-    path = Path(path)
+    """The target examples of a JSON or JSONL file or a packaged set, as message lists (InputError naming
+    record and field)."""
+    path = target_file(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise InputError(f"cannot read the target set: {exc.strerror or exc}", path=path, field="target") from exc
+        raise InputError(f"cannot read the target set: {exc.strerror or exc} (or name a packaged set: "
+                         f"{', '.join(TARGET_SETS)})", path=path, field="target") from exc
     try:
         loaded = json.loads(text)
         records = loaded if isinstance(loaded, list) else [loaded]
@@ -92,7 +113,7 @@ class RdsScorer:
     """Cosine similarity of each example to each target example, RDS+ embeddings (see the module docstring).
 
     Args:
-        target: JSON or JSONL file of target instructions or examples.
+        target: JSON or JSONL file of target instructions or examples, or a packaged set's name (instruction-following).
         model: the base model whose hidden states embed (asset, folder or hf://), e.g. hf://meta-llama/Llama-2-7b-hf.
         max_length: tokens per example (RDS+: 2048 for Tulu pools).
         batch_size: examples per forward pass.

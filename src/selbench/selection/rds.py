@@ -74,7 +74,7 @@ class RdsStrategy:
     """RDS+ (Ivison et al., 2025): round-robin over a target set by embedding similarity.
 
     Args:
-        target: JSON or JSONL file of target instructions or examples (what the model should get good at).
+        target: JSON or JSONL file of target instructions or examples (what the model should get good at), or a packaged set's name (instruction-following).
         model: the base model to embed with (asset, folder or hf://), e.g. hf://meta-llama/Llama-2-7b-hf.
         max_length: tokens per example (RDS+: 2048).
         batch_size: examples per forward pass.
