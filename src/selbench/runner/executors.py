@@ -73,19 +73,25 @@ def forwarded_env() -> dict[str, str]:
 
 @contextmanager
 def _worker(env: dict[str, str] | None, log_file: str | None) -> Iterator[None]:
-    """A task's environment (the driver's `forwarded_env`) and the run's log file, for the task's duration."""
+    """A task's environment (the driver's `forwarded_env`) and the run's log file (info lines and up, as the
+    driver writes them), for the task's duration."""
     if env:
         os.environ.update(env)
     handler = None
+    root = logging.getLogger()
+    old_level = root.level
     if log_file:
         handler = logging.FileHandler(log_file)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logging.getLogger().addHandler(handler)
+        handler.setLevel(logging.INFO)
+        root.addHandler(handler)
+        root.setLevel(min(old_level or logging.INFO, logging.INFO))
     try:
         yield
     finally:
         if handler is not None:
-            logging.getLogger().removeHandler(handler)
+            root.removeHandler(handler)
+            root.setLevel(old_level)
             handler.close()
 
 
