@@ -12,17 +12,31 @@ When an input does not exist yet (a dataset not prepared, a selection not made),
 `InputsNotReady`: the planner then knows the step is still to run and that its key will be known once the
 step it waits for has run. Steps hold no reference to each other; the plan (selbench.runner) holds the
 edges. Pattern: datatrove's pipeline steps + executors (`pipeline/base.py`, `executor/local.py`).
+
+Optional sharding protocol (`ShardedStep`; `is_sharded(step)` tells): a long step whose work is cut into
+shards (`selbench.store.ShardProgress`: scoring a pool, generating, judging) can be spread over several
+workers that share the store:
+
+* `shard_plan(store) -> list[int]`: the numbers of the shards still to compute (empty once the step is
+  finished). Loads no model: it reads only what the key reads plus the inputs' sizes (a pool's row count,
+  the prompts), and it fixes the shard layout in the step's partial folder.
+* `run_shards(store, numbers) -> dict`: computes and saves just those shards (skipping any already done),
+  exactly as `run()` would (same cutting, same contents), and returns `ShardProgress.run`'s counts.
+
+Workers given disjoint groups of numbers may run at once; afterwards `run()` finds every shard done and
+only assembles the output (and charges the shards' recorded time to the step's cost record). The Ray
+executor fans a long step out this way (`selbench.runner.executors.RayExecutor`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from selbench.hashing import canonical_json
-from selbench.store import StepResult, StepStore, step_key
+from selbench.store import ShardProgress, StepResult, StepStore, step_key
 
 
 class InputsNotReady(Exception):
@@ -81,3 +95,38 @@ class Step:
         store = store or StepStore()
         config, inputs = self.key_parts()
         return store.run(self.name, self.VERSION, config, inputs, lambda tmp: self.compute(tmp, store), force=force)
+
+
+class ShardedStep(Step):
+    """A step whose long work is a `ShardProgress` of independent shards (the optional sharding protocol in
+    this module's docstring). Subclasses define `shard_progress` and `shard_computer` and call them from
+    `compute` (`shards.run(self.shard_computer(store, shards))`), so a shard is the same whoever computes it.
+    """
+
+    def shard_progress(self, store: StepStore) -> ShardProgress:
+        """The step's shards in the store's partial folder (item count, shard size, format); loads no model."""
+        raise NotImplementedError
+
+    def shard_computer(self, store: StepStore, shards: ShardProgress) -> Callable[[int, range], Any]:
+        """`compute(number, item_range) -> payload` for `shards.run`; loads its model on its first call only.
+        It is called with ascending shard numbers."""
+        raise NotImplementedError
+
+    def shard_plan(self, store: StepStore | None = None) -> list[int]:
+        """Numbers of the shards still to compute; empty when the step is finished."""
+        store = store or StepStore()
+        if self.lookup(store) is not None:
+            return []
+        return self.shard_progress(store).todo()
+
+    def run_shards(self, store: StepStore | None, numbers: Iterable[int]) -> dict[str, int]:
+        """Compute and save shards `numbers` (those not done yet); `run()` later assembles them."""
+        store = store or StepStore()
+        shards = self.shard_progress(store)
+        return shards.run(self.shard_computer(store, shards), numbers=list(numbers),
+                          desc=f"{self.describe()} (shards)")
+
+
+def is_sharded(step: Any) -> bool:
+    """Whether `step` follows the sharding protocol (`shard_plan` and `run_shards`)."""
+    return callable(getattr(step, "shard_plan", None)) and callable(getattr(step, "run_shards", None))

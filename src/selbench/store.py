@@ -19,7 +19,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -343,7 +343,12 @@ class ShardProgress:
                 log.info("%s: shard layout changed (%s -> %s); starting over", self.directory, previous, layout)
                 for old in self.directory.glob("shard-*"):
                     old.unlink(missing_ok=True)
-        write_json_atomic(layout_file, layout)
+        else:
+            previous = None
+        # Written only when it changes: workers sharing the folder (`run(numbers=...)` on several machines)
+        # open it with the same layout and leave it, and each other's shards, alone.
+        if previous != layout:
+            write_json_atomic(layout_file, layout)
 
     @property
     def n_shards(self) -> int:
@@ -360,6 +365,10 @@ class ShardProgress:
 
     def n_done(self) -> int:
         return sum(self.done(i) for i in range(self.n_shards))
+
+    def todo(self) -> list[int]:
+        """Numbers of the shards not done yet, ascending."""
+        return [i for i in range(self.n_shards) if not self.done(i)]
 
     def save(self, number: int, payload: Any) -> None:
         """Record shard `number` as done with its `payload` (atomically)."""
@@ -397,24 +406,36 @@ class ShardProgress:
         *,
         desc: str | None = None,
         progress: bool | None = None,
+        numbers: Iterable[int] | None = None,
     ) -> dict[str, int]:
-        """Compute every shard not yet done with `compute(number, item_range)` and save it.
+        """Compute every shard not yet done with `compute(number, item_range)` and save it, in ascending order.
 
-        Returns `{"shards": n, "resumed": already done, "computed": done now}`. A progress bar (tqdm; off
-        when stderr is not a terminal unless `progress=True`) starts at the resumed count, so its ETA is
-        the remaining work's.
+        `numbers` limits the work to these shards (one worker's share when several processes fill the same
+        folder; each shard file is written atomically, so workers on different shards never disturb each
+        other). Returns `{"shards": n, "resumed": already done, "computed": done now}` (over the shards
+        asked for). A progress bar (tqdm; off when stderr is not a terminal unless `progress=True`) starts at
+        the resumed count, so its ETA is the remaining work's.
         """
         from tqdm.auto import tqdm
 
+        wanted = None
+        if numbers is not None:
+            wanted = set(numbers)
+            outside = sorted(n for n in wanted if not 0 <= n < self.n_shards)
+            if outside:
+                raise ValueError(f"shards {outside} are outside 0..{self.n_shards - 1}")
         resumed = computed = 0
         todo = []
         for number, items in enumerate(self.ranges()):
+            if wanted is not None and number not in wanted:
+                continue
             if self.done(number):
                 resumed += 1
             else:
                 todo.append((number, items))
+        total = self.n_shards if wanted is None else len(wanted)
         disable = None if progress is None else not progress
-        with tqdm(total=self.n_shards, initial=resumed, desc=desc, unit="shard", disable=disable) as bar:
+        with tqdm(total=total, initial=resumed, desc=desc, unit="shard", disable=disable) as bar:
             for number, items in todo:
                 self.save(number, compute(number, items))
                 computed += 1

@@ -40,7 +40,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -66,7 +66,7 @@ from selbench.generation.judge_model import (  # noqa: F401 - re-exported for ca
     model_identity,
     render_prompt_ids,
 )
-from selbench.step import Step
+from selbench.step import ShardedStep
 from selbench.store import ShardProgress, StepStore
 
 log = logging.getLogger(__name__)
@@ -274,7 +274,7 @@ def evaluate(model: Any, subset: str = "natural", *, strategy: str = "vanilla_ru
 
 
 @dataclass(frozen=True)
-class LLMBarStep(Step):
+class LLMBarStep(ShardedStep):
     """The fine-tuned model as a pairwise evaluator on LLMBar: the `eval:llmbar` step (resumable by shards).
 
     Args:
@@ -290,7 +290,8 @@ class LLMBarStep(Step):
     instance, with its `set`), `metrics.json` (headline statistics, `per_set`), `items.jsonl` (one row per
     instance: `item` = "<set>/<index in the set file>", `score` = correctness averaged over both orders
     (0, 0.5 or 1; its mean is `correct_average`), `set`, `label`, `choice_original`, `choice_swapped`). Shards
-    of `SHARD_SIZE` instances in progress live in `partial/eval:llmbar/<key>/` (`ShardProgress`, JSON).
+    of `SHARD_SIZE` instances in progress live in `partial/eval:llmbar/<key>/` (`ShardProgress`, JSON);
+    sharded (`selbench.step.ShardedStep`): `run_shards` judges just the given shards.
     """
 
     model: str
@@ -349,14 +350,18 @@ class LLMBarStep(Step):
     def describe(self) -> str:
         return f"llmbar {self.subset} with {Path(self.model).name}" + (f" (limit {self.limit})" if self.limit else "")
 
-    def compute(self, tmp: Path, store: StepStore) -> dict[str, Any]:
-        from selbench.cost import CostMeter
-        from selbench.store import write_json_atomic, write_text_atomic
-
-        config = self.llmbar_config
+    def _instances(self) -> list[dict[str, Any]]:
+        """Every instance judged, set after set, each with its `set`."""
         sets = self.sets()[0]
-        flat = [dict(x, set=name) for name in sets for x in sets[name]]
-        shards = ShardProgress(store.partial_dir(STEP, self.key()), len(flat), SHARD_SIZE, fmt="json")
+        return [dict(x, set=name) for name in sets for x in sets[name]]
+
+    def shard_progress(self, store: StepStore) -> ShardProgress:
+        return ShardProgress(store.partial_dir(STEP, self.key()), len(self._instances()), SHARD_SIZE, fmt="json")
+
+    def shard_computer(self, store: StepStore, shards: ShardProgress) -> Callable[[int, range], dict[str, Any]]:
+        """Judges one shard's instances in both orders; the judge is loaded on the first call."""
+        config = self.llmbar_config
+        flat = self._instances()
         judge_with: list[Any] = []
 
         def judge_shard(number: int, items: range) -> dict[str, Any]:
@@ -369,6 +374,15 @@ class LLMBarStep(Step):
                 rec["set"] = x["set"]
             return {"records": records, "tokens": n_tok, "seconds": time.perf_counter() - started}
 
+        return judge_shard
+
+    def compute(self, tmp: Path, store: StepStore) -> dict[str, Any]:
+        from selbench.cost import CostMeter
+        from selbench.store import write_json_atomic, write_text_atomic
+
+        sets = self.sets()[0]
+        shards = self.shard_progress(store)
+        judge_shard = self.shard_computer(store, shards)
         done_before = [i for i in range(shards.n_shards) if shards.done(i)]
         with CostMeter(STEP) as meter:
             shards.run(judge_shard, desc=f"llmbar {self.subset}")
@@ -378,7 +392,7 @@ class LLMBarStep(Step):
                 payload = shards.load(number)
                 pooled.extend(payload["records"])
                 tokens += int(payload.get("tokens", 0))
-                if number in done_before:  # judged by an earlier (killed) run: its time is charged once, here
+                if number in done_before:  # judged by an earlier (killed) run or another worker: charged once, here
                     meter.add_seconds(float(payload.get("seconds", 0.0)))
             meter.add_tokens(tokens)
         write_text_atomic(tmp / "results.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in pooled))

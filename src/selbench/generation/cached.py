@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 from selbench.errors import InputError
 from selbench.generation.base import BACKENDS, GenerationConfig, Prompt
 from selbench.hashing import canonical_json, sha256_json
-from selbench.step import InputsNotReady, Step
+from selbench.step import InputsNotReady, ShardedStep, Step
 from selbench.store import ShardProgress, StepStore, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -195,7 +195,7 @@ def read_outputs(path: str | Path) -> list[str]:
 
 
 @dataclass(frozen=True)
-class GenerateStep(Step):
+class GenerateStep(ShardedStep):
     """One completion per prompt from a model: the `generate` step (resumable shard by shard).
 
     Args:
@@ -216,6 +216,7 @@ class GenerateStep(Step):
     the store folder, one `{"index", "output"}` row per prompt (`read_outputs`); meta.json stats `n`,
     `prompt_tokens`, `new_tokens` (all shards), `resumed_shards`, `seconds`. Shards in progress live in
     `partial/generate/<key>/` (`ShardProgress`, JSON); an openai backend's per-request cache beside them.
+    Sharded (`selbench.step.ShardedStep`): `run_shards` generates just the given shards.
     An hf backend uses a GPU when one is present (`load_model`'s device "auto") but does not need one.
     """
 
@@ -277,12 +278,13 @@ class GenerateStep(Step):
     def describe(self) -> str:
         return f"generate {self.benchmark} with {Path(self.model).name} ({len(self.prompts)} prompts)"
 
-    def compute(self, tmp: Path, store: StepStore) -> dict[str, Any]:
-        from selbench.cost import CostMeter
+    def shard_progress(self, store: StepStore) -> ShardProgress:
+        size = self.shard_size or max(16, 2 * self.generation.batch_size)
+        return ShardProgress(store.partial_dir(STEP, self.key()), len(self.prompts), size, fmt="json")
 
-        prompts, config, backend = list(self.prompts), self.generation, self.backend
-        partial = store.partial_dir(STEP, self.key())
-        shards = ShardProgress(partial, len(prompts), self.shard_size or max(16, 2 * config.batch_size), fmt="json")
+    def shard_computer(self, store: StepStore, shards: ShardProgress) -> Callable[[int, range], dict[str, Any]]:
+        """Generates one shard's prompts; the backend (the model) is made on the first call."""
+        prompts, config, backend = self.prompts, self.generation, self.backend
         runner = None
 
         def generate_shard(number: int, items: range) -> dict[str, Any]:
@@ -291,7 +293,7 @@ class GenerateStep(Step):
             if runner is None:
                 options = dict(self.backend_options)
                 if backend == "openai":  # per-request answers are cached with this step (this model) only
-                    options["cache_dir"] = partial / "requests"
+                    options["cache_dir"] = shards.directory / "requests"
                 model, tokenizer = self.loaded or (None, None)
                 runner = _make_backend(backend, self.model, model, tokenizer, self.progress, options)
             before = dict(runner.stats)
@@ -300,6 +302,14 @@ class GenerateStep(Step):
             return {"outputs": texts, "seconds": time.perf_counter() - started,
                     **{name: runner.stats.get(name, 0) - before.get(name, 0) for name in ("prompt_tokens", "new_tokens")}}
 
+        return generate_shard
+
+    def compute(self, tmp: Path, store: StepStore) -> dict[str, Any]:
+        from selbench.cost import CostMeter
+
+        prompts = self.prompts
+        shards = self.shard_progress(store)
+        generate_shard = self.shard_computer(store, shards)
         started = time.time()
         done_before = [i for i in range(shards.n_shards) if shards.done(i)]
         with CostMeter(f"{STEP}:{self.benchmark}") as meter:
@@ -311,7 +321,7 @@ class GenerateStep(Step):
                 outputs.extend(payload["outputs"])
                 for name in ("prompt_tokens", "new_tokens"):
                     totals[name] += int(payload.get(name, 0))
-                if number in done_before:  # finished by an earlier (killed) run: its time is charged once, here
+                if number in done_before:  # finished by an earlier (killed) run or another worker: charged once, here
                     meter.add_seconds(float(payload.get("seconds", 0.0)))
             meter.add_tokens(totals["prompt_tokens"] + totals["new_tokens"])
         assert len(outputs) == len(prompts), f"{len(outputs)} outputs for {len(prompts)} prompts"

@@ -9,11 +9,9 @@ cached node returns at once).
   a machine without one holds all the CPUs instead, so model steps run one at a time on a CPU box while light
   steps (selection) run beside each other. With two or more GPUs, model steps run in their own process with
   `CUDA_VISIBLE_DEVICES` set to the GPUs they hold (killed with the run: PR_SET_PDEATHSIG).
-* `RayExecutor`: each node is a Ray task with its resource request (`num_cpus`, `num_gpus`, `memory`, capped
-  at what the largest node has) and `max_retries`; bad input (`InputError`) is not retried. Workers write
-  through the same store: the store root and the run folder must be a filesystem every worker sees (NFS,
-  Lustre, a mounted bucket), passed to each task with the `SELBENCH_*` environment (pattern: datatrove's
-  `executor/local.py` and `executor/ray.py`).
+* `RayExecutor` (`selbench.runner.ray_executor`): each node a Ray task with its resource request and retries;
+  long sharded steps (scoring, generation, LLMBar) spread over several tasks. Workers write through the same
+  store, on a filesystem every worker sees.
 """
 
 from __future__ import annotations
@@ -22,15 +20,18 @@ import logging
 import os
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from selbench.errors import InputError
 from selbench.runner.plan import Node, Plan
 from selbench.store import StepResult, StepStore
+
+if TYPE_CHECKING:
+    from selbench.runner.ray_executor import RayExecutor
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class Outcome:
         error: one line when not ok.
         seconds: wall time of this call.
         attempts: runs tried.
+        shard_tasks: tasks its shards were spread over (Ray executor; 0: it ran as one task).
     """
 
     node: str
@@ -58,6 +60,7 @@ class Outcome:
     error: str | None = None
     seconds: float = 0.0
     attempts: int = 1
+    shard_tasks: int = 0
 
 
 Callback = Callable[[Any], None]
@@ -68,27 +71,41 @@ def forwarded_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)}
 
 
-def run_node(step: Any, store_root: str, env: dict[str, str] | None = None, log_file: str | None = None,
-             node_id: str = "") -> Outcome:
-    """Run one step in this process (the body of every executor's task); bad input is an Outcome, not a raise."""
+@contextmanager
+def _worker(env: dict[str, str] | None, log_file: str | None) -> Iterator[None]:
+    """A task's environment (the driver's `forwarded_env`) and the run's log file (info lines and up, as the
+    driver writes them), for the task's duration."""
     if env:
         os.environ.update(env)
     handler = None
+    root = logging.getLogger()
+    old_level = root.level
     if log_file:
         handler = logging.FileHandler(log_file)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logging.getLogger().addHandler(handler)
-    started = time.perf_counter()
+        handler.setLevel(logging.INFO)
+        root.addHandler(handler)
+        root.setLevel(min(old_level or logging.INFO, logging.INFO))
     try:
-        result = step.run(StepStore(store_root))
-        return Outcome(node_id, True, bool(result.cached), result, seconds=time.perf_counter() - started)
-    except InputError as exc:
-        log.error("%s: %s", node_id, exc.one_line())
-        return Outcome(node_id, False, error=exc.one_line(), seconds=time.perf_counter() - started)
+        yield
     finally:
         if handler is not None:
-            logging.getLogger().removeHandler(handler)
+            root.removeHandler(handler)
+            root.setLevel(old_level)
             handler.close()
+
+
+def run_node(step: Any, store_root: str, env: dict[str, str] | None = None, log_file: str | None = None,
+             node_id: str = "") -> Outcome:
+    """Run one step in this process (the body of every executor's task); bad input is an Outcome, not a raise."""
+    with _worker(env, log_file):
+        started = time.perf_counter()
+        try:
+            result = step.run(StepStore(store_root))
+            return Outcome(node_id, True, bool(result.cached), result, seconds=time.perf_counter() - started)
+        except InputError as exc:
+            log.error("%s: %s", node_id, exc.one_line())
+            return Outcome(node_id, False, error=exc.one_line(), seconds=time.perf_counter() - started)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -258,138 +275,28 @@ def _in_process(node: Node, store: StepStore, gpus: list[int], log_file: str | N
     return payload
 
 
-class RayExecutor:
-    """Each node a Ray task with its resource request and retries.
-
-    Args:
-        address: a running cluster (`auto`, `HOST:PORT`, `ray://...`); None starts a local Ray on this machine.
-        max_retries: Ray task retries on failure (bad input is not retried).
-        num_cpus: CPUs of a local Ray (default: this machine's).
-        log_file: the run's log file (on the shared filesystem, workers append to it).
-    """
-
-    kind = "ray"
-
-    def __init__(self, address: str | None = None, max_retries: int = 1, num_cpus: int | None = None,
-                 log_file: str | None = None) -> None:
-        self.address = address
-        self.max_retries = max_retries
-        self.num_cpus = num_cpus
-        self.log_file = log_file
-        self._started = False
-
-    def _init(self) -> Any:
-        import ray
-
-        if ray.is_initialized():
-            return ray
-        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING,
-                                   "configure_logging": False}
-        if self.address is None:
-            import tempfile
-
-            # Ray's socket paths must stay under 107 bytes: a short temp folder, not pytest's deep one.
-            tmp = Path(tempfile.gettempdir() if len(tempfile.gettempdir()) < 20 else "/tmp") / f"sbray{os.getpid()}"
-            options.update(num_cpus=self.num_cpus or os.cpu_count() or 1, _temp_dir=str(tmp))
-        else:
-            options["address"] = self.address
-        try:
-            ray.init(**options)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            if self.address is None:
-                raise
-            raise InputError(f"cannot connect to the Ray cluster at {self.address!r}: {exc}", field="address") from None
-        self._started = True
-        self._temp_dir = options.get("_temp_dir")
-        return ray
-
-    def shutdown(self) -> None:
-        if self._started:
-            import shutil
-
-            import ray
-
-            ray.shutdown()
-            self._started = False
-            if getattr(self, "_temp_dir", None):  # the local Ray's sessions; the run's log keeps what matters
-                shutil.rmtree(self._temp_dir, ignore_errors=True)
-
-    def _node_capacity(self, ray: Any) -> dict[str, float]:
-        best = {"cpus": 1.0, "gpus": 0.0, "memory_gb": 1.0}
-        for info in ray.nodes():
-            if not info.get("Alive"):
-                continue
-            res = info.get("Resources", {})
-            best = {"cpus": max(best["cpus"], res.get("CPU", 0.0)), "gpus": max(best["gpus"], res.get("GPU", 0.0)),
-                    "memory_gb": max(best["memory_gb"], res.get("memory", 0.0) / 2**30)}
-        return best
-
-    def execute(self, plan: Plan, store: StepStore, on_start: Callback | None = None,
-                on_done: Callback | None = None) -> dict[str, Outcome]:
-        ray = self._init()
-        try:
-            return self._execute(ray, plan, store, on_start, on_done)
-        finally:
-            self.shutdown()
-
-    def _execute(self, ray: Any, plan: Plan, store: StepStore, on_start: Callback | None,
-                 on_done: Callback | None) -> dict[str, Outcome]:
-        walker = _Walker(plan, on_start, on_done)
-        capacity = self._node_capacity(ray)
-        task = ray.remote(run_node)
-        env = forwarded_env()
-        env["SELBENCH_CACHE"] = str(Path(store.root).resolve())
-        running: dict[Any, Node] = {}
-        while walker.pending or running:
-            for node in walker.ready():
-                need = fit_request(node.resources, capacity)
-                walker.start(node)
-                ref = task.options(num_cpus=need["cpus"], num_gpus=need["gpus"],
-                                   memory=int(need["memory_gb"] * 2**30), max_retries=self.max_retries,
-                                   retry_exceptions=True, name=node.id).remote(
-                    node.step, env["SELBENCH_CACHE"], env, self.log_file, node.id)
-                running[ref] = node
-            if not running:
-                continue
-            finished, _ = ray.wait(list(running), num_returns=1)
-            for ref in finished:
-                node = running.pop(ref)
-                try:
-                    outcome = ray.get(ref)
-                except Exception as exc:  # noqa: BLE001 - RayTaskError after the retries
-                    cause = getattr(exc, "cause", None) or exc
-                    log.error("%s failed on Ray: %s", node.id, exc)
-                    outcome = Outcome(node.id, False, error=_one_line(cause), attempts=self.max_retries + 1)
-                walker.finish(outcome)
-        return walker.outcomes
-
-
-def check_ray_address(address: str, timeout: float = 5.0) -> None:
-    """A `HOST:PORT` cluster address must accept a connection (Ray itself retries for minutes before it gives
-    up); `auto` and `ray://` addresses are left to Ray."""
-    import socket
-
-    if address == "auto" or "://" in address:
-        return
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise InputError(f"{address!r} is not auto, HOST:PORT or ray://HOST:PORT", field="address")
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
-    except OSError as exc:
-        raise InputError(f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with "
-                         "`ray start --head` or drop --address for a local Ray", field="address") from None
-
-
 def make_executor(kind: str, *, address: str | None = None, max_retries: int = 1, workers: int | None = None,
-                  log_file: str | None = None) -> LocalExecutor | RayExecutor:
-    """The executor a grid or the command line names."""
+                  log_file: str | None = None, shard_tasks: int | None = None) -> LocalExecutor | RayExecutor:
+    """The executor a grid or the command line names (`shard_tasks` is the Ray executor's)."""
     if kind == "local":
         if address is not None:
             raise InputError("--address goes with --executor ray", field="address")
         return LocalExecutor(workers=workers, max_retries=max_retries, log_file=log_file)
     if kind == "ray":
+        from selbench.runner.ray_executor import RayExecutor, check_ray_address
+
         if address is not None:
             check_ray_address(address)
-        return RayExecutor(address=address, max_retries=max_retries, num_cpus=workers, log_file=log_file)
+        return RayExecutor(address=address, max_retries=max_retries, num_cpus=workers, log_file=log_file,
+                           shard_tasks=shard_tasks)
     raise InputError(f"{kind!r} is not one of local, ray", field="executor")
+
+
+def __getattr__(name: str) -> Any:
+    """`RayExecutor` and `check_ray_address` live in `selbench.runner.ray_executor` (imported on first use:
+    this module must not need Ray); older imports from here still work."""
+    if name in ("RayExecutor", "check_ray_address"):
+        from selbench.runner import ray_executor
+
+        return getattr(ray_executor, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

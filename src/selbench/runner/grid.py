@@ -151,12 +151,15 @@ class ExecutorSpec(Spec):
     address: Ray cluster address (`auto`, `HOST:PORT`); None starts a local Ray.
     max_retries: retries of a failed step (Ray: task retries; local: re-runs) before its cell fails.
     workers: local executor: most steps at once (None: the machine's CPU count).
+    shard_tasks: ray executor: most Ray tasks one long scoring, generation or LLMBar step is spread over
+        (None: as many as the cluster runs at once with the step's request; 1: one task per step).
     """
 
     kind: Literal["local", "ray"] = "local"
     address: str | None = None
     max_retries: int = Field(default=1, ge=0)
     workers: int | None = Field(default=None, ge=1)
+    shard_tasks: int | None = Field(default=None, ge=1)
 
 
 class Grid(Spec):

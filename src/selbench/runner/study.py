@@ -198,7 +198,8 @@ def run_study(grid_path: str | Path, *, executor: str | None = None, address: st
     address = address if address is not None else (grid.executor.address if kind == grid.executor.kind else None)
     # Bad options fail before anything is written.
     runner = make_executor(kind, address=address, max_retries=grid.executor.max_retries,
-                           workers=workers or grid.executor.workers, log_file=str(log_file))
+                           workers=workers or grid.executor.workers, log_file=str(log_file),
+                           shard_tasks=grid.executor.shard_tasks)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / "grid.yaml", grid_yaml(grid))
     terminal = sys.stderr

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -25,7 +25,7 @@ import numpy as np
 from selbench.cost import CostMeter, CostRecord, PriceSheet
 from selbench.errors import InputError
 from selbench.registry import Registry
-from selbench.step import InputsNotReady, Step
+from selbench.step import InputsNotReady, ShardedStep
 from selbench.store import ShardProgress, StepStore
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ def scorer_shard_size(scorer: Any) -> int:
 
 
 @dataclass(frozen=True)
-class ScoreStep(Step):
+class ScoreStep(ShardedStep):
     """Score every example of a prepared dataset with a registered scorer, shard by shard.
 
     Args:
@@ -143,20 +143,30 @@ class ScoreStep(Step):
         scorer: registered scorer name.
         options: the scorer's options (fields of its config dataclass).
         prices: price sheet for the cost record (not part of the key: it prices, it does not change scores).
+        shard_size: (not in the key) examples per resumable shard; None = the scorer's `shard_size`. A scorer
+            scores each row on its own, so the cut does not change the scores (up to float rounding of
+            batched model scorers); smaller shards spread a pool over more Ray tasks.
+
+    Sharded (`selbench.step.ShardedStep`): `shard_plan` reads the pool's row count from its Parquet footer;
+    `run_shards` scores just the given shards.
     """
 
     data: str
     scorer: str
     options: tuple[tuple[str, Any], ...] = ()
     prices: PriceSheet | None = field(default=None, compare=False)
+    shard_size: int | None = field(default=None, compare=False)
 
     name: ClassVar[str] = STEP
     resources: ClassVar[Mapping[str, float]] = {"cpus": 1, "gpus": 0, "memory_gb": 4}
 
     @classmethod
     def make(cls, data: str | Path, scorer: str, options: Mapping[str, Any] | None = None,
-             prices: PriceSheet | None = None) -> ScoreStep:
-        return cls(str(data), scorer, tuple(sorted(dict(options or {}).items())), prices)
+             prices: PriceSheet | None = None, shard_size: int | None = None) -> ScoreStep:
+        if shard_size is not None and (isinstance(shard_size, bool) or not isinstance(shard_size, int)
+                                       or shard_size < 1):
+            raise InputError(f"shard_size {shard_size!r} must be an integer >= 1", field="shard_size")
+        return cls(str(data), scorer, tuple(sorted(dict(options or {}).items())), prices, shard_size)
 
     @property
     def VERSION(self) -> int:  # type: ignore[override]  # the scorer's version is the step's
@@ -195,16 +205,17 @@ class ScoreStep(Step):
     def describe(self) -> str:
         return f"score {self.scorer} {Path(self.data).name}"
 
-    def compute(self, tmp: Path, store: StepStore) -> dict[str, Any]:
+    def shard_progress(self, store: StepStore) -> ShardProgress:
         import pyarrow.parquet as pq
 
-        scorer = self.built
-        data_file = self.data_file
-        n = pq.ParquetFile(data_file).metadata.num_rows
-        shards = ShardProgress(store.partial_dir(STEP, self.key()), n, scorer_shard_size(scorer))
-        windows = _row_windows(data_file, ["id", *scorer.columns], shards.shard_size)
+        n = pq.ParquetFile(self.data_file).metadata.num_rows
+        return ShardProgress(store.partial_dir(STEP, self.key()), n, self.shard_size or scorer_shard_size(self.built))
 
-        subset = scorer.rows_to_score(n) if callable(getattr(scorer, "rows_to_score", None)) else None
+    def shard_computer(self, store: StepStore, shards: ShardProgress) -> Callable[[int, range], dict[str, np.ndarray]]:
+        """Scores one shard's rows (the pool is read window by window; earlier windows are read past)."""
+        scorer = self.built
+        windows = _row_windows(self.data_file, ["id", *scorer.columns], shards.shard_size)
+        subset = scorer.rows_to_score(shards.n_items) if callable(getattr(scorer, "rows_to_score", None)) else None
 
         def score_shard(number: int, items: range) -> dict[str, np.ndarray]:
             start, rows = next(windows)
@@ -225,6 +236,14 @@ class ScoreStep(Step):
                                        record.api_output_tokens, record.api_usd], dtype=np.float64)
             return payload
 
+        return score_shard
+
+    def compute(self, tmp: Path, store: StepStore) -> dict[str, Any]:
+        scorer = self.built
+        data_file = self.data_file
+        shards = self.shard_progress(store)
+        n = shards.n_items
+        score_shard = self.shard_computer(store, shards)
         done_before = [i for i in range(shards.n_shards) if shards.done(i)]
         session = getattr(scorer, "session", None)
         opened = session() if session is not None and len(done_before) < shards.n_shards else contextlib.nullcontext()
@@ -235,7 +254,8 @@ class ScoreStep(Step):
                                                  getattr(scorer, "column_dtypes", None) or {})
             meter.add_tokens(int(totals[1]))
         record = meter.record
-        # Shards finished by an earlier (killed) run are charged their own time once, here.
+        # Shards finished by an earlier (killed) run or by other workers (`run_shards`) are charged their own
+        # time once, here.
         record.wall_seconds += sum(float(shards.load(i)[_COST][0]) for i in done_before)
         record.api_input_tokens, record.api_output_tokens = int(totals[2]), int(totals[3])
         record.node_usd = record.wall_seconds / 3600.0 * (self.prices or PriceSheet()).node_rate(record.device_kind)
