@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -238,6 +238,17 @@ class ScoreStep(ShardedStep):
 
         return score_shard
 
+    def _session(self, shards_left: bool) -> contextlib.AbstractContextManager[Any]:
+        """The scorer's `session()` (e.g. AlpaGasus serving a local judge) when shards are left to compute."""
+        session = getattr(self.built, "session", None)
+        return session() if session is not None and shards_left else contextlib.nullcontext()
+
+    def run_shards(self, store: StepStore | None, numbers: Iterable[int]) -> dict[str, int]:
+        numbers = list(numbers)
+        shards = self.shard_progress(store or StepStore())
+        with self._session(any(not shards.done(i) for i in numbers)):
+            return super().run_shards(store, numbers)
+
     def compute(self, tmp: Path, store: StepStore) -> dict[str, Any]:
         scorer = self.built
         data_file = self.data_file
@@ -245,8 +256,7 @@ class ScoreStep(ShardedStep):
         n = shards.n_items
         score_shard = self.shard_computer(store, shards)
         done_before = [i for i in range(shards.n_shards) if shards.done(i)]
-        session = getattr(scorer, "session", None)
-        opened = session() if session is not None and len(done_before) < shards.n_shards else contextlib.nullcontext()
+        opened = self._session(len(done_before) < shards.n_shards)
         with CostMeter(f"{STEP}:{self.scorer}", prices=self.prices) as meter:
             with opened:
                 progress = shards.run(score_shard, desc=f"score {self.scorer}")
