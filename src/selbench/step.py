@@ -30,13 +30,33 @@ executor fans a long step out this way (`selbench.runner.executors.RayExecutor`)
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, ClassVar
 
 from selbench.hashing import canonical_json
 from selbench.store import ShardProgress, StepResult, StepStore, step_key
+
+
+_PLANNING: ContextVar[bool] = ContextVar("selbench_planning", default=False)
+
+
+@contextlib.contextmanager
+def planning() -> Iterator[None]:
+    """Keys computed inside are for a plan (`--dry-run`, what is cached): an input that only the network could
+    identify (a 🤗 hub dataset never prepared here) raises `InputsNotReady` instead of downloading."""
+    token = _PLANNING.set(True)
+    try:
+        yield
+    finally:
+        _PLANNING.reset(token)
+
+
+def is_planning() -> bool:
+    return _PLANNING.get()
 
 
 class InputsNotReady(Exception):

@@ -77,3 +77,30 @@ def test_paper_grid_dry_run_plans_the_study():
     assert out["cells"] == 4 * 3 * 8 * 4 == 384
     assert out["by_kind"]["train"]["steps"] == 384 and out["by_kind"]["select"]["steps"] == 96
     assert out["est_seconds"] > 0 and out["est_cost_usd"] > 0 and out["throughputs"]["device"] == "cuda"
+
+
+def test_a_dry_run_downloads_no_hub_dataset_and_reads_a_prepared_ones_identity(local_hub, tmp_path):
+    """A grid on an `hf://` dataset: the dry run asks the hub nothing (its prepare step is "to run"); once the
+    dataset has been prepared, a dry run knows the step's key from the identity recorded then, and still asks
+    the hub nothing."""
+    repo = tmp_path / "tiny-alpaca"
+    repo.mkdir()
+    (repo / "data.jsonl").write_text("".join(json.dumps({"instruction": f"Task {i}.", "input": "",
+                                                          "output": "word " * (i + 1)}) + "\n" for i in range(12)))
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(f"out: {tmp_path / 'run'}\ndatasets:\n  d: {{source: alpaca, input: 'hf://org/tiny-alpaca'}}\n"
+                    "budgets: [4]\nstrategies:\n  longest: {}\n")
+    run, hub = local_hub({("dataset", "org/tiny-alpaca"): repo})
+    first = run(["selbench", "run", str(grid), "--dry-run", "--json"])
+    assert first.returncode == 0, first.stderr[-2000:]
+    plan = json.loads(first.stdout.strip().splitlines()[-1])
+    assert plan["cached"] == 0 and plan["to_run"] == plan["steps"] and hub.requests == []
+    prepared = run(["selbench", "data", "prepare", "--source", "alpaca", "--input", "hf://org/tiny-alpaca",
+                    "--out", str(tmp_path / "prepared"), "--json"])
+    assert prepared.returncode == 0, prepared.stderr[-2000:]
+    asked = len(hub.requests)
+    assert asked > 0
+    again = run(["selbench", "run", str(grid), "--dry-run", "--json"])
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert len(hub.requests) == asked and json.loads(again.stdout.strip().splitlines()[-1])["cached"] == 1
+    assert not (tmp_path / "run").exists()

@@ -92,11 +92,41 @@ def _load_hf(spec: str, stamp: tuple[int, int] | None):
         raise InputError(f"cannot load dataset: {type(exc).__name__}: {exc}", path=spec, field="--input") from None
 
 
+def _identity_record(spec: str) -> Path:
+    from selbench.hashing import sha256_json
+    from selbench.store import StepStore
+
+    return StepStore().root / "partial" / "hf-identity" / f"{sha256_json({'spec': spec})[:16]}.json"
+
+
 def hf_identity(spec: str) -> dict[str, Any]:
-    """What identifies an `hf://` input's content: name, revision, split and the `datasets` fingerprint."""
+    """What identifies an `hf://` input's content: name, revision, split and the `datasets` fingerprint.
+
+    A hub dataset's identity is recorded in the store when it is loaded, so a plan (`selbench.step.planning`,
+    e.g. `selbench run --dry-run`) reads it from there and never downloads; before its first load, a plan
+    gets `InputsNotReady` (the prepare step is "to run").
+    """
+    import json
+
     from selbench.hashing import sha256_file, sha256_tree
+    from selbench.step import InputsNotReady, is_planning
+    from selbench.store import write_json_atomic
 
     parsed = parse_hf(spec)
+    local = Path(parsed.name)
+    if not local.exists():
+        record = _identity_record(spec)
+        if is_planning():
+            try:
+                return json.loads(record.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                raise InputsNotReady(f"{spec} is not downloaded yet (a plan reads no hub)") from None
+        dataset = load_hf(spec)
+        identity = {"name": parsed.name, "revision": parsed.revision, "split": parsed.split,
+                    "fingerprint": dataset._fingerprint}
+        record.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(record, identity)
+        return identity
     dataset = load_hf(spec)
     identity = {"name": parsed.name, "revision": parsed.revision, "split": parsed.split, "fingerprint": dataset._fingerprint}
     local = Path(parsed.name)

@@ -33,16 +33,19 @@ def missing(value: Any) -> bool:
 
 
 def usd(value: Any, *, sign: bool = False) -> str:
-    """Dollars: cents for ordinary amounts, two significant digits below a cent, thousands separated.
+    """Dollars: cents for ordinary amounts, two significant digits below a cent, thousands separated; below a
+    hundredth of a cent (timer noise in a difference of two costs) "≈$0.00".
 
     >>> usd(0.1929), usd(1234.5), usd(0.0031), usd(0), usd(None)
     ('$0.19', '$1,234.50', '$0.0031', '$0.00', '–')
-    >>> usd(0.05, sign=True), usd(-0.05, sign=True), usd(-2.5)
-    ('+$0.05', '−$0.05', '−$2.50')
+    >>> usd(0.05, sign=True), usd(-0.05, sign=True), usd(-2.5), usd(-0.0000044, sign=True)
+    ('+$0.05', '−$0.05', '−$2.50', '≈$0.00')
     """
     if missing(value):
         return DASH
     value = float(value)
+    if 0 < abs(value) < 1e-4:
+        return "≈$0.00"
     mark = "−" if value < 0 else ("+" if sign and value > 0 else "")
     amount = abs(value)
     if amount == 0:

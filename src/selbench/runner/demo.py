@@ -99,6 +99,10 @@ def demo_grid(size: str = "small", grid: str | Path | None = None) -> dict[str, 
         scaled["out"] = spec.out
     if spec.budgets is not None:
         scaled["budgets"] = list(spec.budgets)
+    if size != "small":  # the small demo rates a seeded part of its pool; bigger ones, the preset's (study: 40,000)
+        for params in (scaled.get("strategies") or {}).values():
+            if isinstance(params, dict):
+                params.pop("pool_size", None)
     if spec.max_length is not None:
         train = scaled.setdefault("train", {})
         train["set"] = {**(train.get("set") or {}), "max_length": spec.max_length}

@@ -39,7 +39,7 @@ from selbench.runner.steps import (
     RunLLMBarStep,
 )
 from selbench.selection.base import STRATEGIES
-from selbench.step import InputsNotReady
+from selbench.step import InputsNotReady, planning
 from selbench.store import StepStore
 
 log = logging.getLogger(__name__)
@@ -314,7 +314,8 @@ def node_status(plan: Plan, store: StepStore) -> dict[str, NodeStatus]:
     status: dict[str, NodeStatus] = {}
     for node in plan.nodes.values():
         try:
-            key = node.step.key()
+            with planning():  # no download to learn a key
+                key = node.step.key()
         except InputsNotReady as exc:
             status[node.id] = NodeStatus(None, False, str(exc))
             continue

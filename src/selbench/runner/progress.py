@@ -1,13 +1,18 @@
 """One progress display for a run: cells and steps, with an ETA from the dry-run estimate.
 
-The estimate is calibrated as the run goes: once some steps have been computed, the time left is the estimate
-of what is left times (measured / estimated) seconds of what was computed. Cached steps cost nothing and are
-left out of the calibration.
+The estimate is calibrated as the run goes, per kind of step (prepare, score, train, eval...): the estimate of
+what is left of a kind times (measured + prior) / (estimated + prior) seconds of that kind computed so far, the
+prior (`PRIOR_SECONDS` at ratio 1) keeping a few quick steps from swinging the rest: a run whose data steps
+take 5 s where 30 were estimated must not promise its training in a tenth of the estimate. Steps that ran side
+by side are counted once: the sum is divided by how many steps the run has been computing at a time
+(measured step seconds / elapsed seconds). Cached steps cost nothing and are left out of the calibration.
 """
 
 from __future__ import annotations
 
 import time
+from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 from selbench.runner.estimate import Estimate
@@ -31,6 +36,28 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds // 86400:.0f}d {seconds % 86400 // 3600:.0f}h"
 
 
+PRIOR_SECONDS = 120.0  # estimated seconds' worth of belief in the estimate, per kind of step
+
+
+def eta_seconds(left: Mapping[str, float], measured: Mapping[str, float], estimated: Mapping[str, float],
+                parallel: float = 1.0) -> float:
+    """Seconds left: each kind's estimate left, calibrated by that kind's measured / estimated seconds so far
+    (shrunk toward 1 by `PRIOR_SECONDS`), divided by the steps run at a time.
+
+    >>> eta_seconds({"train": 600.0}, {"prepare": 5.0}, {"prepare": 60.0})  # quick data steps: training unchanged
+    600.0
+    >>> eta_seconds({"train": 600.0}, {"train": 360.0}, {"train": 120.0})  # training took 3x its estimate
+    1200.0
+    >>> eta_seconds({"train": 600.0, "eval": 100.0}, {"train": 360.0}, {"train": 120.0}, parallel=2.0)
+    650.0
+    """
+    total = 0.0
+    for kind, seconds in left.items():
+        factor = (measured.get(kind, 0.0) + PRIOR_SECONDS) / (estimated.get(kind, 0.0) + PRIOR_SECONDS)
+        total += seconds * min(10.0, max(0.1, factor))
+    return total / max(1.0, parallel)
+
+
 class RunProgress:
     """Rich progress bars (cells, steps) on `terminal`; a no-op when disabled (not a terminal)."""
 
@@ -40,13 +67,17 @@ class RunProgress:
         self.terminal = terminal
         self.estimate: Estimate | None = None
         self.left: dict[str, float] = {}
-        self.measured = self.estimated = 0.0
+        self.measured: dict[str, float] = defaultdict(float)
+        self.estimated: dict[str, float] = defaultdict(float)
         self.running: dict[str, float] = {}
+        self.step_seconds = 0.0  # measured seconds of every finished step, side by side counted twice
+        self.began = time.perf_counter()
         self._progress: Any = None
 
     def start(self, estimate: Estimate) -> None:
         self.estimate = estimate
         self.left = dict(estimate.seconds)
+        self.began = time.perf_counter()
         if not self.enabled:
             return
         from rich.console import Console
@@ -63,8 +94,18 @@ class RunProgress:
     def _eta(self) -> str:
         if self.estimate is None:
             return ""
-        factor = min(10.0, max(0.1, self.measured / self.estimated)) if self.estimated > 0 else 1.0
-        return f"ETA ~{format_seconds(sum(self.left.values()) * factor)} (estimate)"
+        left: dict[str, float] = defaultdict(float)
+        for node_id, seconds in self.left.items():
+            left[self._kind(node_id)] += seconds
+        elapsed = time.perf_counter() - self.began
+        parallel = self.step_seconds / elapsed if elapsed > 0 else 1.0
+        return f"ETA ~{format_seconds(eta_seconds(left, self.measured, self.estimated, parallel))} (estimate)"
+
+    def _kind(self, node_id: str) -> str:
+        node = self.plan.nodes.get(node_id)
+        if node is None:
+            return "other"
+        return f"{node.kind}:{node.benchmark}" if node.benchmark else node.kind
 
     def step_started(self, node: Node) -> None:
         self.running[node.id] = time.perf_counter()
@@ -74,9 +115,13 @@ class RunProgress:
     def step_done(self, outcome: Outcome) -> None:
         began = self.running.pop(outcome.node, None)
         est = self.left.pop(outcome.node, 0.0)
-        if outcome.ok and not outcome.cached and began is not None and est > 0:
-            self.measured += time.perf_counter() - began
-            self.estimated += est
+        if outcome.ok and not outcome.cached and began is not None:
+            took = time.perf_counter() - began
+            self.step_seconds += took
+            if est > 0:
+                kind = self._kind(outcome.node)
+                self.measured[kind] += took
+                self.estimated[kind] += est
         if self._progress is not None:
             self._progress.advance(self._steps)
             self._progress.update(self._cells, note=self._eta())
