@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.selbench-installed
 PIP    := $(BIN)/python -m pip
-PYTEST_ARGS ?= -n 2
+PYTEST_ARGS ?= -n 2 --durations=20
 
 .PHONY: demo test test-fast bench lint install clean browser
 
