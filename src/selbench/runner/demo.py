@@ -12,10 +12,11 @@ that ran is kept in the run folder (`demo.yaml`; `grid.yaml` is it as resolved).
 Sizes, from the throughputs measured on SmolLM2-135M (`../shared/env/README.md`: LoRA ~105 training
 tokens/s and batched generation ~60-95 tokens/s on 2 CPU cores; a GPU is one to two orders faster):
 
-* small: the grid as shipped: 512 examples, budget 32, 8 items per benchmark: minutes of training per
-  cell on 2 CPU cores, the whole demo within about half an hour.
-* medium: 4,096 examples, budgets 128 and 256, 100 items per benchmark at 256 new tokens, training length
-  512: roughly 50x small's training tokens and 30x its generated tokens: hours on 2 cores, tens of
+* small: the grid as shipped: 128 examples, budget 16, 4 items per benchmark (AlpaGasus rating a seeded
+  64): about a minute of training per cell on 2 CPU cores; the whole demo (11 cells) measured at 25 minutes
+  from a fresh clone.
+* medium: 4,096 examples (AlpaGasus rating them all), budgets 128 and 256, 100 items per benchmark at 256
+  new tokens, training length 512: roughly 50x small's training tokens and 30x its generated tokens: hours on 2 cores, tens of
   minutes on one GPU.
 * large: the whole pool (16,578), budgets 1,000, 2,000 and 4,000 (the study's scale), all 541 IFEval
   prompts, all LLMBar instances, the study's 300 AlpacaEval instructions, training length 1,024: a GPU job.
