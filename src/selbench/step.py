@@ -132,6 +132,11 @@ class ShardedStep(Step):
         It is called with ascending shard numbers."""
         raise NotImplementedError
 
+    def shard_session(self) -> contextlib.AbstractContextManager[Any]:
+        """What must be open while shards are computed (e.g. a judge served on 127.0.0.1); nothing by default.
+        Entered by `run_shards` and by `compute`, only when shards are left to compute."""
+        return contextlib.nullcontext()
+
     def shard_plan(self, store: StepStore | None = None) -> list[int]:
         """Numbers of the shards still to compute; empty when the step is finished."""
         store = store or StepStore()
@@ -143,8 +148,10 @@ class ShardedStep(Step):
         """Compute and save shards `numbers` (those not done yet); `run()` later assembles them."""
         store = store or StepStore()
         shards = self.shard_progress(store)
-        return shards.run(self.shard_computer(store, shards), numbers=list(numbers),
-                          desc=f"{self.describe()} (shards)")
+        numbers = list(numbers)
+        opened = self.shard_session() if any(not shards.done(i) for i in numbers) else contextlib.nullcontext()
+        with opened:
+            return shards.run(self.shard_computer(store, shards), numbers=numbers, desc=f"{self.describe()} (shards)")
 
 
 def is_sharded(step: Any) -> bool:

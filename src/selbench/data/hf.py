@@ -114,26 +114,21 @@ def hf_identity(spec: str) -> dict[str, Any]:
 
     parsed = parse_hf(spec)
     local = Path(parsed.name)
-    if not local.exists():
-        record = _identity_record(spec)
-        if is_planning():
-            try:
-                return json.loads(record.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                raise InputsNotReady(f"{spec} is not downloaded yet (a plan reads no hub)") from None
-        dataset = load_hf(spec)
-        identity = {"name": parsed.name, "revision": parsed.revision, "split": parsed.split,
-                    "fingerprint": dataset._fingerprint}
-        record.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(record, identity)
-        return identity
+    record = None if local.exists() else _identity_record(spec)  # a hub dataset's identity is recorded
+    if record is not None and is_planning():
+        try:
+            return json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise InputsNotReady(f"{spec} is not downloaded yet (a plan reads no hub)") from None
     dataset = load_hf(spec)
     identity = {"name": parsed.name, "revision": parsed.revision, "split": parsed.split, "fingerprint": dataset._fingerprint}
-    local = Path(parsed.name)
     if local.is_file():  # a local file's bytes say more than a fingerprint built from its mtime
         identity["sha256"] = sha256_file(local)
     elif local.is_dir():
         identity["sha256"] = sha256_tree(local)
+    if record is not None:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(record, identity)
     return identity
 
 

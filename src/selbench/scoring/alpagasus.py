@@ -196,9 +196,9 @@ class AlpagasusScorer:
                 raise InputError(f"{value!r} must be an integer >= 1", field=name.replace("_", "-"))
         if isinstance(self.pool_seed, bool) or not isinstance(self.pool_seed, int) or self.pool_seed < 0:
             raise InputError(f"{self.pool_seed!r} must be an integer >= 0", field="pool-seed")
+        object.__setattr__(self, "_served_url", None)  # the local judge's URL while `session()` serves it
         self.llm_config()  # validates judge, URL, workers and the key's variable, naming their flags
         object.__setattr__(self, "_stats", {})
-        object.__setattr__(self, "_served_url", None)
 
     @property
     def local_judge(self) -> bool:
@@ -213,7 +213,7 @@ class AlpagasusScorer:
         return model_fingerprint(self.judge)
 
     def llm_config(self) -> LLMConfig:
-        served = self.__dict__.get("_served_url")
+        served = self._served_url  # type: ignore[attr-defined]
         return LLMConfig(model=self.judge, base_url=served or self.judge_base_url, api_key_env=self.judge_api_key_env,
                          max_workers=self.judge_workers, timeout_s=self.judge_timeout,
                          cache_endpoint=f"selbench-serve:{sha256_json(self._weights_id())}" if served else None)
@@ -222,7 +222,7 @@ class AlpagasusScorer:
     def session(self) -> Iterator[None]:
         """While the score step computes shards: a local judge is loaded and served on 127.0.0.1 (selbench
         serve's app); an endpoint judge needs nothing."""
-        if not self.local_judge or self.__dict__.get("_served_url"):
+        if not self.local_judge or self._served_url:  # type: ignore[attr-defined]
             yield
             return
         from selbench.assets import load_model
@@ -274,7 +274,7 @@ class AlpagasusScorer:
         requests = [rating_messages(self.preset, instruction, input, output)
                     for instruction, input, output in zip(rows["instruction"], rows["input"], rows["output"],
                                                           strict=True)]
-        if self.local_judge and not self.__dict__.get("_served_url"):  # called outside a score step's session
+        if self.local_judge and not self._served_url:  # type: ignore[attr-defined]  # outside a step's session
             with self.session():
                 return self.score(rows, meter)
         client = LLMClient(self.llm_config())

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -238,16 +238,10 @@ class ScoreStep(ShardedStep):
 
         return score_shard
 
-    def _session(self, shards_left: bool) -> contextlib.AbstractContextManager[Any]:
-        """The scorer's `session()` (e.g. AlpaGasus serving a local judge) when shards are left to compute."""
+    def shard_session(self) -> contextlib.AbstractContextManager[Any]:
+        """The scorer's `session()`, if it has one (AlpaGasus serving a local judge)."""
         session = getattr(self.built, "session", None)
-        return session() if session is not None and shards_left else contextlib.nullcontext()
-
-    def run_shards(self, store: StepStore | None, numbers: Iterable[int]) -> dict[str, int]:
-        numbers = list(numbers)
-        shards = self.shard_progress(store or StepStore())
-        with self._session(any(not shards.done(i) for i in numbers)):
-            return super().run_shards(store, numbers)
+        return session() if session is not None else contextlib.nullcontext()
 
     def compute(self, tmp: Path, store: StepStore) -> dict[str, Any]:
         scorer = self.built
@@ -256,7 +250,7 @@ class ScoreStep(ShardedStep):
         n = shards.n_items
         score_shard = self.shard_computer(store, shards)
         done_before = [i for i in range(shards.n_shards) if shards.done(i)]
-        opened = self._session(len(done_before) < shards.n_shards)
+        opened = self.shard_session() if len(done_before) < shards.n_shards else contextlib.nullcontext()
         with CostMeter(f"{STEP}:{self.scorer}", prices=self.prices) as meter:
             with opened:
                 progress = shards.run(score_shard, desc=f"score {self.scorer}")
