@@ -40,7 +40,6 @@ from typing import Any, ClassVar
 from selbench.hashing import canonical_json
 from selbench.store import ShardProgress, StepResult, StepStore, step_key
 
-
 _PLANNING: ContextVar[bool] = ContextVar("selbench_planning", default=False)
 
 

@@ -36,7 +36,6 @@ import numpy as np
 from selbench.cost import CostMeter
 from selbench.errors import InputError
 
-
 TARGET_SETS = {"instruction-following": Path(__file__).with_name("targets") / "instruction-following.jsonl"}
 
 
