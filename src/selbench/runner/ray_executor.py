@@ -170,12 +170,11 @@ class RayExecutor:
             if getattr(self, "_temp_dir", None):  # the local Ray's sessions; the run's log keeps what matters
                 shutil.rmtree(self._temp_dir, ignore_errors=True)
 
-    def _node_capacity(self, ray: Any) -> dict[str, float]:
+    @staticmethod
+    def _node_capacity(nodes: list[dict[str, float]]) -> dict[str, float]:
+        """The largest node's CPUs, GPUs and memory (GB), from Ray's resource totals of the live nodes."""
         best = {"cpus": 1.0, "gpus": 0.0, "memory_gb": 1.0}
-        for info in ray.nodes():
-            if not info.get("Alive"):
-                continue
-            res = info.get("Resources", {})
+        for res in nodes:
             best = {"cpus": max(best["cpus"], res.get("CPU", 0.0)), "gpus": max(best["gpus"], res.get("GPU", 0.0)),
                     "memory_gb": max(best["memory_gb"], res.get("memory", 0.0) / 2**30)}
         return best
@@ -205,8 +204,8 @@ class RayExecutor:
     def _execute(self, ray: Any, plan: Plan, store: StepStore, on_start: Callback | None,
                  on_done: Callback | None) -> dict[str, Outcome]:
         walker = _Walker(plan, on_start, on_done)
-        capacity = self._node_capacity(ray)
         nodes = [info.get("Resources", {}) for info in ray.nodes() if info.get("Alive")]
+        capacity = self._node_capacity(nodes)
         node_task, shard_task = ray.remote(run_node), ray.remote(run_shard_group)
         env = forwarded_env()
         root = env["SELBENCH_CACHE"] = str(Path(store.root).resolve())
